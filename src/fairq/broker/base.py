@@ -1,0 +1,161 @@
+"""The broker seam: what fairq needs from a message broker, with its semantics.
+
+Every backend implements :class:`Broker` and :class:`Delivery` and must keep
+these promises (tests/contract checks them for every backend):
+
+* **At-least-once.** A message handed to a consumer stays owned by the broker
+  until it is acked. If the consumer's connection dies first, the message is
+  delivered again (to anyone) with ``redelivered`` set.
+* **Confirmed publish.** :meth:`Broker.publish` returns only once the broker has
+  taken responsibility for the message (persisted where the queue is durable),
+  and raises :class:`~fairq.errors.PublishRejected` when it did not, including
+  when the target queue does not exist (unroutable is an error, never a drop).
+* **Prefetch cap.** A consumer started with ``prefetch=N`` (N > 0) never holds
+  more than N unacknowledged deliveries; ``prefetch=0`` means no cap.
+* **Ack / requeue / dead-letter.** :meth:`Delivery.ack` removes the message.
+  :meth:`Delivery.requeue` puts it back for any consumer at once.
+  :meth:`Broker.dead_letter` moves it to the queue's dead-letter queue with the
+  given headers, publishing the copy *before* acking the original so a crash in
+  between duplicates rather than loses it.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from .. import message as wire
+from ..message import Envelope
+from .topology import dead_letter_queue
+
+
+class QueueKind(str, enum.Enum):
+    """How a queue is created when it does not exist yet. An existing queue is used as it is."""
+
+    QUORUM = "quorum"  #: replicated, durable; fairq's default for task queues
+    CLASSIC = "classic"  #: durable classic queue with fairq's dead-letter arguments
+    PLAIN = "plain"  #: durable classic queue without arguments, exactly as the article declares it
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """A queue fairq consumes from or publishes to."""
+
+    name: str
+    kind: QueueKind = QueueKind.QUORUM
+    max_length: int | None = None
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """What the broker tells about a queue without a management API."""
+
+    name: str
+    ready: int
+    consumers: int
+
+
+class Delivery(abc.ABC):
+    """One message handed to a consumer, owned by the broker until settled."""
+
+    envelope: Envelope
+    queue: str
+    redelivered: bool
+    #: How often the broker has handed this message out before (quorum queues count it); None if unknown.
+    delivery_count: int | None
+
+    @abc.abstractmethod
+    async def ack(self) -> None:
+        """Remove the message: it is done."""
+
+    @abc.abstractmethod
+    async def requeue(self) -> None:
+        """Give the message back to the queue at once, for any consumer."""
+
+
+DeliveryHandler = Callable[[Delivery], Awaitable[None]]
+
+
+class Consumer(abc.ABC):
+    """A running subscription; cancel it to stop new deliveries."""
+
+    @abc.abstractmethod
+    async def cancel(self) -> None:
+        """Stop deliveries. Unacked deliveries stay owned by this consumer until settled."""
+
+
+class Broker(abc.ABC):
+    """A connection to a message broker, used from one asyncio event loop."""
+
+    #: A redacted description of where this broker is, for logs and errors.
+    display_url: str
+
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Open the connection; raises :class:`~fairq.errors.ConnectionFailed`."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close the connection; unacked deliveries go back to their queues."""
+
+    @abc.abstractmethod
+    async def wait_lost(self) -> BaseException:
+        """Return (with the cause) once the connection or a consumer's channel is gone.
+
+        Workers wait on this next to their stop signal: a worker must never sit
+        alive while consuming nothing.
+        """
+
+    @abc.abstractmethod
+    async def declare(self, spec: QueueSpec) -> None:
+        """Make sure ``spec.name`` and its dead-letter queue exist.
+
+        A queue that already exists is used as it is, whatever its type and
+        arguments: fairq never fails because someone else declared it first.
+        """
+
+    @abc.abstractmethod
+    async def publish(self, queue: str, envelope: Envelope) -> None:
+        """Put one message on ``queue`` and wait for the broker's confirm."""
+
+    @abc.abstractmethod
+    async def consume(self, queue: str, prefetch: int, handler: DeliveryHandler) -> Consumer:
+        """Start delivering messages from ``queue`` to ``handler``, at most ``prefetch`` unacked (0: no cap)."""
+
+    @abc.abstractmethod
+    async def stats(self, queue: str) -> QueueStats | None:
+        """Ready count and consumers of ``queue``; None if it does not exist."""
+
+    @abc.abstractmethod
+    async def get(self, queue: str) -> Delivery | None:
+        """Take one message without subscribing (None if the queue is empty)."""
+
+    @abc.abstractmethod
+    async def delete(self, queue: str) -> None:
+        """Delete ``queue`` and everything in it (demos and tests clean up with this)."""
+
+    @abc.abstractmethod
+    async def purge(self, queue: str) -> int:
+        """Delete every ready message of ``queue``; returns how many."""
+
+    async def dead_letter(self, delivery: Delivery, headers: dict[str, Any]) -> None:
+        """Move ``delivery`` to its dead-letter queue with ``headers`` added, then ack it."""
+        original = delivery.envelope
+        copy = Envelope(
+            body=original.body,
+            headers={
+                **original.headers,
+                **headers,
+                wire.H_QUEUE: delivery.queue,
+                wire.H_DEAD_AT: datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            },
+            message_id=original.message_id,
+            content_type=original.content_type,
+            timestamp=original.timestamp,
+        )
+        await self.publish(dead_letter_queue(delivery.queue), copy)
+        await delivery.ack()

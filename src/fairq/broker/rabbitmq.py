@@ -1,0 +1,314 @@
+"""RabbitMQ backend of the broker seam, on aiormq.
+
+This is the one place that knows AMQP: queue arguments, confirms, mandatory
+publishing, and the translation of aiormq's exceptions into fairq's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import aiormq
+import aiormq.exceptions as amqp_errors
+from aiormq.abc import AbstractChannel, DeliveredMessage
+from pamqp import commands as spec
+
+from ..config import redact
+from ..errors import BrokerError, ChannelClosed, ConnectionFailed, PublishRejected
+from ..message import Envelope
+from .base import Broker, Consumer, Delivery, DeliveryHandler, QueueKind, QueueSpec, QueueStats
+from .topology import dead_letter_queue
+
+log = logging.getLogger("fairq.broker")
+
+PERSISTENT = 2
+
+
+@contextmanager
+def translated(action: str, url: str) -> Iterator[None]:
+    """Re-raise aiormq and socket errors as fairq errors, the one boundary where that happens."""
+    try:
+        yield
+    except BrokerError:
+        raise
+    except amqp_errors.PublishError as exc:
+        raise PublishRejected(f"{action}: unroutable (no such queue?)") from None
+    except (amqp_errors.ProbableAuthenticationError, amqp_errors.AuthenticationError) as exc:
+        raise ConnectionFailed(f"{action}: the broker at {url} refused the login (wrong user or password?)") from None
+    except amqp_errors.ConnectionNotAllowed as exc:
+        raise ConnectionFailed(f"{action}: the broker at {url} refused access: {_reason(exc)}") from None
+    except amqp_errors.ChannelClosed as exc:
+        raise ChannelClosed(f"{action}: the broker closed the channel: {_reason(exc)}", _code(exc)) from None
+    except amqp_errors.ChannelInvalidStateError as exc:
+        raise ChannelClosed(f"{action}: channel already closed") from None
+    except (amqp_errors.AMQPError, ConnectionError, OSError, asyncio.TimeoutError) as exc:
+        raise ConnectionFailed(f"{action}: cannot reach the broker at {url}: {_reason(exc)}") from None
+
+
+_CODES = {
+    amqp_errors.ChannelAccessRefused: 403,
+    amqp_errors.ChannelNotFoundEntity: 404,
+    amqp_errors.ChannelLockedResource: 405,
+    amqp_errors.ChannelPreconditionFailed: 406,
+}
+
+
+def _code(exc: BaseException) -> int | None:
+    """The AMQP reply code behind an aiormq exception (aiormq keeps it in the type, or in args[0])."""
+    for kind, code in _CODES.items():
+        if isinstance(exc, kind):
+            return code
+    return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(a) for a in exc.args if a is not None) or type(exc).__name__
+    return redact(text)
+
+
+def to_properties(envelope: Envelope) -> spec.Basic.Properties:
+    return spec.Basic.Properties(
+        content_type=envelope.content_type,
+        delivery_mode=PERSISTENT if envelope.persistent else 1,
+        message_id=envelope.message_id,
+        timestamp=envelope.timestamp,
+        headers=envelope.headers or None,
+    )
+
+
+def to_envelope(message: DeliveredMessage) -> Envelope:
+    props = message.header.properties
+    return Envelope(
+        body=message.body,
+        headers=dict(props.headers or {}),
+        message_id=props.message_id,
+        content_type=props.content_type,
+        timestamp=props.timestamp,
+        persistent=props.delivery_mode == PERSISTENT,
+    )
+
+
+def queue_arguments(spec_: QueueSpec) -> dict[str, Any] | None:
+    """The ``x-`` arguments fairq declares a new queue with."""
+    if spec_.kind is QueueKind.PLAIN:
+        return None
+    args: dict[str, Any] = {
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": dead_letter_queue(spec_.name),
+    }
+    if spec_.kind is QueueKind.QUORUM:
+        args["x-queue-type"] = "quorum"
+    if spec_.max_length is not None:
+        args["x-max-length"] = spec_.max_length
+        args["x-overflow"] = "reject-publish"
+    return args
+
+
+class RabbitDelivery(Delivery):
+    __slots__ = ("envelope", "queue", "redelivered", "delivery_count", "_channel", "_tag")
+
+    def __init__(self, queue: str, message: DeliveredMessage) -> None:
+        self.envelope = to_envelope(message)
+        self.queue = queue
+        deliver = message.delivery
+        self.redelivered = bool(getattr(deliver, "redelivered", False))
+        count = self.envelope.headers.get("x-delivery-count")
+        self.delivery_count = count if isinstance(count, int) else None
+        self._channel = message.channel
+        self._tag = message.delivery_tag or 0
+
+    async def ack(self) -> None:
+        with translated("ack", ""):
+            await self._channel.basic_ack(self._tag, wait=False)
+
+    async def requeue(self) -> None:
+        with translated("requeue", ""):
+            await self._channel.basic_reject(self._tag, requeue=True, wait=False)
+
+
+class RabbitConsumer(Consumer):
+    def __init__(self, channel: AbstractChannel, tag: str) -> None:
+        self._channel = channel
+        self._tag = tag
+
+    async def cancel(self) -> None:
+        if self._channel.is_closed:
+            return
+        with translated("cancel consumer", ""):
+            await self._channel.basic_cancel(self._tag)
+
+
+class RabbitMQBroker(Broker):
+    """One AMQP connection: a confirm channel for publishing, one channel per consumer."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.display_url = redact(url)
+        self._connection: aiormq.abc.AbstractConnection | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._get_channel: AbstractChannel | None = None
+        self._lost: asyncio.Future[BaseException] | None = None
+        self._closing = False
+
+    # -- connection -------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._lost = loop.create_future()
+        self._closing = False
+        with translated("connect", self.display_url):
+            self._connection = await aiormq.connect(self.url)
+            self._publish_channel = await self._connection.channel(publisher_confirms=True)
+        self._watch(self._connection.closing, "connection")
+
+    def _watch(self, closing: asyncio.Future[Any], what: str) -> None:
+        def on_closed(fut: asyncio.Future[Any]) -> None:
+            if self._closing or self._lost is None or self._lost.done():
+                return
+            exc = None if fut.cancelled() else fut.exception()
+            reason = _reason(exc) if exc else "closed"
+            code = _code(exc) if exc is not None else None
+            self._lost.set_result(ChannelClosed(f"{what} to {self.display_url} lost: {reason}", code))
+
+        closing.add_done_callback(on_closed)
+
+    async def wait_lost(self) -> BaseException:
+        assert self._lost is not None, "connect() first"
+        return await asyncio.shield(self._lost)
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._connection is not None and not self._connection.is_closed:
+            try:
+                await self._connection.close()
+            except Exception as exc:  # closing a dead connection is not an error worth raising
+                log.debug("closing connection: %s", _reason(exc))
+        self._connection = None
+        self._publish_channel = None
+        self._get_channel = None
+
+    def _require(self) -> aiormq.abc.AbstractConnection:
+        if self._connection is None or self._connection.is_closed:
+            raise ConnectionFailed(f"not connected to {self.display_url}")
+        return self._connection
+
+    async def _channel(self) -> AbstractChannel:
+        with translated("open channel", self.display_url):
+            return await self._require().channel(publisher_confirms=False)
+
+    # -- topology ---------------------------------------------------------------------
+
+    async def declare(self, spec_: QueueSpec) -> None:
+        await self._declare_one(spec_)
+        if spec_.kind is QueueKind.PLAIN:
+            dlq = QueueSpec(dead_letter_queue(spec_.name), QueueKind.PLAIN)
+        else:
+            dlq = QueueSpec(dead_letter_queue(spec_.name), spec_.kind)
+        await self._declare_dlq(dlq)
+
+    async def _declare_one(self, spec_: QueueSpec) -> None:
+        """Passive first, so an existing queue (classic, or other arguments) is used as it is."""
+        if await self._exists(spec_.name):
+            return
+        channel = await self._channel()
+        try:
+            with translated(f"declare queue {spec_.name!r}", self.display_url):
+                await channel.queue_declare(spec_.name, durable=True, arguments=queue_arguments(spec_))
+        except ChannelClosed as exc:
+            # Lost a race with another declarer using other arguments: theirs stands.
+            if exc.code != 406 and not await self._exists(spec_.name):
+                raise
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
+    async def _declare_dlq(self, spec_: QueueSpec) -> None:
+        if await self._exists(spec_.name):
+            return
+        args = {"x-queue-type": "quorum"} if spec_.kind is QueueKind.QUORUM else None
+        channel = await self._channel()
+        try:
+            with translated(f"declare queue {spec_.name!r}", self.display_url):
+                await channel.queue_declare(spec_.name, durable=True, arguments=args)
+        except ChannelClosed:
+            if not await self._exists(spec_.name):
+                raise
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
+    async def _exists(self, queue: str) -> bool:
+        return await self.stats(queue) is not None
+
+    async def stats(self, queue: str) -> QueueStats | None:
+        channel = await self._channel()
+        try:
+            with translated(f"inspect queue {queue!r}", self.display_url):
+                ok = await channel.queue_declare(queue, passive=True)
+        except ChannelClosed as exc:
+            if exc.code == 404:
+                return None
+            raise
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+        return QueueStats(queue, ok.message_count or 0, ok.consumer_count or 0)
+
+    async def delete(self, queue: str) -> None:
+        channel = await self._channel()
+        try:
+            with translated(f"delete queue {queue!r}", self.display_url):
+                await channel.queue_delete(queue)
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
+    async def purge(self, queue: str) -> int:
+        channel = await self._channel()
+        try:
+            with translated(f"purge queue {queue!r}", self.display_url):
+                ok = await channel.queue_purge(queue)
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+        return ok.message_count or 0
+
+    # -- messages ---------------------------------------------------------------------
+
+    async def publish(self, queue: str, envelope: Envelope) -> None:
+        self._require()
+        assert self._publish_channel is not None
+        with translated(f"publish to {queue!r}", self.display_url):
+            confirm = await self._publish_channel.basic_publish(
+                envelope.body,
+                routing_key=queue,
+                properties=to_properties(envelope),
+                mandatory=True,
+            )
+        if not isinstance(confirm, spec.Basic.Ack):
+            raise PublishRejected(f"publish to {queue!r}: the broker refused the message (nack)")
+
+    async def consume(self, queue: str, prefetch: int, handler: DeliveryHandler) -> Consumer:
+        channel = await self._channel()
+        self._watch(channel.closing, f"consumer channel of {queue!r}")
+
+        async def on_message(message: DeliveredMessage) -> None:
+            await handler(RabbitDelivery(queue, message))
+
+        with translated(f"consume {queue!r}", self.display_url):
+            await channel.basic_qos(prefetch_count=prefetch)
+            ok = await channel.basic_consume(queue, on_message)
+        return RabbitConsumer(channel, ok.consumer_tag)
+
+    async def get(self, queue: str) -> Delivery | None:
+        if self._get_channel is None or self._get_channel.is_closed:
+            self._get_channel = await self._channel()
+        with translated(f"get from {queue!r}", self.display_url):
+            message = await self._get_channel.basic_get(queue, no_ack=False)
+        if not isinstance(message.delivery, spec.Basic.GetOk):
+            return None
+        return RabbitDelivery(queue, message)

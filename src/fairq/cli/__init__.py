@@ -1,0 +1,1 @@
+"""The ``fairq`` command line: one module per command, wired together in :mod:`.main`."""

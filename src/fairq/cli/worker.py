@@ -1,0 +1,63 @@
+"""``fairq worker``: run worker processes for a module's tasks or for plain messages."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import click
+
+from ..errors import ConfigurationError
+from ..worker.config import WorkerConfig
+from ..worker.loader import load_app, load_callable
+from ..worker.policy import Prefetch
+from ..worker.supervisor import Supervisor
+from .common import broker_option, fail, one_line_errors, resolve_broker
+
+
+@click.command()
+@click.argument("module", required=False)
+@click.option("-Q", "--queue", "queues", multiple=True, metavar="NAME",
+              help="queue to consume (repeatable); default: the queues of MODULE's tasks")
+@click.option("-p", "--processes", type=click.IntRange(min=1), default=None,
+              help="worker processes (default: number of CPUs)")
+@click.option("-t", "--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="concurrent task slots per process")
+@click.option("--prefetch", default="fair", show_default=True, metavar="POLICY",
+              help="fair | unlimited | N: how many unacked tasks a process may hold")
+@click.option("--raw-handler", metavar="MOD:FUNC", help="consume plain messages on the -Q queues: FUNC(body: bytes)")
+@click.option("--name", help="worker name in logs and status (default HOST.PID)")
+@click.option("--grace", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="seconds running tasks get to finish after SIGTERM")
+@broker_option
+@one_line_errors
+def worker(module: str | None, queues: tuple[str, ...], processes: int | None, threads: int, prefetch: str,
+           raw_handler: str | None, name: str | None, grace: float, broker: str | None) -> None:
+    """Run worker processes for the tasks defined in MODULE (dotted path or file.py)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    Prefetch.parse(prefetch)  # refuse a bad policy before starting anything
+    if module is None and raw_handler is None:
+        raise click.UsageError("give a MODULE, or --raw-handler with -Q")
+    if raw_handler is not None:
+        load_callable(raw_handler)
+        if not queues:
+            raise click.UsageError("--raw-handler needs the queues to consume (-Q)")
+    url = resolve_broker(broker)
+    if module is not None:
+        app = load_app(module)
+        if not queues and not app.tasks:
+            raise ConfigurationError(f"{module} defines no tasks, so there is no queue to consume; use -Q")
+        url = resolve_broker(broker or app.explicit_broker_url)
+    config = WorkerConfig(
+        module=module,
+        queues=list(queues),
+        processes=processes or os.cpu_count() or 1,
+        threads=threads,
+        prefetch=prefetch,
+        raw_handler=raw_handler,
+        name=name,
+        grace_seconds=grace,
+    )
+    code = Supervisor(config, url).run()
+    if code:
+        fail("a worker process could not start", code)

@@ -1,0 +1,36 @@
+"""Where the broker is, and how to print its address without the password."""
+
+from __future__ import annotations
+
+import os
+import re
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+
+DEFAULT_BROKER_URL = "amqp://guest:guest@localhost:5672/"
+BROKER_ENV = "FAIRQ_BROKER_URL"
+DEFAULT_QUEUE = "default"
+#: Messages larger than this are refused at ``send`` (PRODUCT.md: 1 MiB default).
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+
+_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@", re.I)
+
+
+def broker_url(explicit: str | None = None) -> str:
+    """The broker URL: the explicit one, else ``$FAIRQ_BROKER_URL``, else the default.
+
+    Read when called, never at import, so tests and CLIs can set the environment late.
+    """
+    url = explicit or os.environ.get(BROKER_ENV) or DEFAULT_BROKER_URL
+    parts = urlsplit(url)
+    if parts.scheme not in ("amqp", "amqps"):
+        raise ConfigurationError(f"broker URL must start with amqp:// or amqps://, got {redact(url)!r}")
+    if not parts.hostname:
+        raise ConfigurationError(f"broker URL has no host: {redact(url)!r}")
+    return url
+
+
+def redact(text: str) -> str:
+    """Replace every password inside URLs in ``text`` with ``***``."""
+    return _PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)

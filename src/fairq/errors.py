@@ -1,0 +1,99 @@
+"""fairq's exception hierarchy.
+
+Every error fairq raises is a :class:`FairqError`, so callers can catch one type.
+Errors of the AMQP client never leak: :mod:`fairq.broker.rabbitmq` translates
+them at its boundary.
+
+    FairqError
+    ├── ConfigurationError          bad URL, bad option, bad task definition
+    ├── MessageError                a message cannot be built or read
+    │   ├── EncodeError             arguments are not JSON values, or too large (at send)
+    │   └── DecodeError             a received message is not a fairq task
+    ├── TaskNotFound                a received task name is not registered
+    ├── BrokerError                 anything the broker did or failed to do
+    │   ├── ConnectionFailed        cannot reach or log in to the broker
+    │   ├── PublishRejected         the broker nacked or could not route a publish
+    │   │   └── QueueFull           the queue's max-length refused the publish
+    │   └── ChannelClosed           the broker closed our channel (e.g. consumer_timeout)
+    └── TaskControl                 raised *by tasks* to steer their own fate
+        ├── Retry                   run me again later
+        └── Reject                  dead-letter me now, no retries
+"""
+
+from __future__ import annotations
+
+
+class FairqError(Exception):
+    """Base of every error fairq raises."""
+
+
+class ConfigurationError(FairqError):
+    """A setting, URL or task definition is invalid."""
+
+
+class MessageError(FairqError):
+    """A message cannot be built or read."""
+
+
+class EncodeError(MessageError):
+    """Arguments cannot be sent: not JSON values, or the message is too large."""
+
+
+class DecodeError(MessageError):
+    """A received message is not a valid fairq task message.
+
+    ``reason`` is a short machine-friendly tag that ends up in the dead-letter
+    headers (``not a fairq message``, ``not JSON``, ``bad task message``, ``too large``).
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class TaskNotFound(FairqError):
+    """A message names a task that this worker does not know."""
+
+
+class BrokerError(FairqError):
+    """The broker failed, refused, or could not be reached."""
+
+
+class ConnectionFailed(BrokerError):
+    """The broker cannot be reached, or refused our credentials."""
+
+
+class PublishRejected(BrokerError):
+    """The broker did not accept a publish (nack, or unroutable with ``mandatory``)."""
+
+
+class QueueFull(PublishRejected):
+    """The queue is at its ``max_length`` and refuses new messages."""
+
+
+class ChannelClosed(BrokerError):
+    """The broker closed a channel under us; ``code`` is the AMQP reply code."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class TaskControl(FairqError):
+    """Base of the exceptions a task raises on purpose to steer its own fate."""
+
+
+class Retry(TaskControl):
+    """Raise inside a task to have it run again after ``delay`` seconds."""
+
+    def __init__(self, delay: float | None = None, reason: str = "") -> None:
+        super().__init__(reason or "retry requested")
+        self.delay = delay
+
+
+class Reject(TaskControl):
+    """Raise inside a task to dead-letter it at once, without retries."""
+
+    def __init__(self, reason: str = "rejected by task") -> None:
+        super().__init__(reason)

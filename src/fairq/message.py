@@ -1,0 +1,183 @@
+"""The wire format (docs/protocol.md): how a task becomes bytes and back.
+
+Kept free of I/O so that any backend, and any other language, can share it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import DecodeError, EncodeError
+
+PROTOCOL_VERSION = 1
+CONTENT_TYPE = "application/json"
+
+# Header names. Everything fairq adds starts with "fairq-".
+H_PROTOCOL = "fairq-protocol"
+H_TASK = "fairq-task"
+H_ATTEMPT = "fairq-attempt"
+# Dead-letter headers, added to the copy in QUEUE.dlq.
+H_REASON = "fairq-dead-reason"
+H_ERROR_TYPE = "fairq-error-type"
+H_ERROR_MESSAGE = "fairq-error-message"
+H_TRACEBACK = "fairq-traceback"
+H_ATTEMPTS = "fairq-attempts"
+H_WORKER = "fairq-worker"
+H_QUEUE = "fairq-queue"
+H_DEAD_AT = "fairq-dead-at"
+
+# Reasons a message is dead-lettered (the value of ``fairq-dead-reason``).
+REASON_NOT_FAIRQ = "not a fairq message"
+REASON_NOT_JSON = "not JSON"
+REASON_BAD_MESSAGE = "bad task message"
+REASON_UNKNOWN_TASK = "unknown task"
+REASON_BAD_ARGUMENTS = "wrong arguments"
+REASON_TOO_LARGE = "too large"
+REASON_FAILED = "task failed"
+REASON_REJECTED = "rejected by task"
+REASON_RAW_FAILED = "raw handler failed"
+REASON_DELIVERY_LIMIT = "delivery limit"
+
+
+@dataclass
+class Envelope:
+    """A message as the broker seam carries it: bytes plus properties, no AMQP types."""
+
+    body: bytes
+    headers: dict[str, Any] = field(default_factory=dict)
+    message_id: str | None = None
+    content_type: str | None = None
+    timestamp: datetime | None = None
+    persistent: bool = True
+
+
+@dataclass(frozen=True)
+class TaskMessage:
+    """A decoded task invocation."""
+
+    task: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    message_id: str
+    attempt: int = 0
+
+
+def check_json_value(value: Any, where: str = "argument") -> None:
+    """Raise :class:`EncodeError` unless ``value`` survives a JSON round trip unchanged.
+
+    ``json.dumps`` alone would quietly turn tuples into lists and int keys into
+    strings; a task would then receive something other than what was sent.
+    """
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise EncodeError(f"{where} {value!r} is not a JSON number (NaN and infinity are not)")
+        return
+    if isinstance(value, list):
+        for item in value:
+            check_json_value(item, where)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise EncodeError(f"{where} has a non-string key {key!r}: JSON object keys are strings")
+            check_json_value(item, where)
+        return
+    raise EncodeError(f"{where} of type {type(value).__name__} is not a JSON value")
+
+
+def encode_task(
+    task: str,
+    args: tuple[Any, ...] | list[Any],
+    kwargs: dict[str, Any],
+    *,
+    max_bytes: int,
+    attempt: int = 0,
+    message_id: str | None = None,
+) -> Envelope:
+    """Build the envelope of one task message; refuse what could not be run as sent."""
+    args_list = list(args)
+    check_json_value(args_list, f"argument of {task}")
+    check_json_value(kwargs, f"keyword argument of {task}")
+    body = json.dumps({"task": task, "args": args_list, "kwargs": kwargs}, separators=(",", ":")).encode()
+    if len(body) > max_bytes:
+        raise EncodeError(f"message for {task} is {len(body)} bytes, over the limit of {max_bytes}")
+    return Envelope(
+        body=body,
+        headers={H_PROTOCOL: PROTOCOL_VERSION, H_TASK: task, H_ATTEMPT: attempt},
+        message_id=message_id or uuid.uuid4().hex,
+        content_type=CONTENT_TYPE,
+        timestamp=datetime.now(timezone.utc),
+    )
+
+
+def is_fairq(envelope: Envelope) -> bool:
+    """True when the message carries fairq's protocol header."""
+    return H_PROTOCOL in envelope.headers
+
+
+def decode_task(envelope: Envelope, *, max_bytes: int) -> TaskMessage:
+    """Read a task message, or raise :class:`DecodeError` saying why it is not one."""
+    if not is_fairq(envelope):
+        raise DecodeError(REASON_NOT_FAIRQ, "no fairq-protocol header")
+    version = envelope.headers.get(H_PROTOCOL)
+    if version != PROTOCOL_VERSION:
+        raise DecodeError(REASON_BAD_MESSAGE, f"unsupported protocol version {version!r}")
+    if len(envelope.body) > max_bytes:
+        raise DecodeError(REASON_TOO_LARGE, f"{len(envelope.body)} bytes, limit {max_bytes}")
+    try:
+        data = json.loads(envelope.body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise DecodeError(REASON_NOT_JSON, str(exc)) from None
+    if not isinstance(data, dict):
+        raise DecodeError(REASON_BAD_MESSAGE, f"body is a JSON {type(data).__name__}, not an object")
+    task = data.get("task")
+    args = data.get("args", [])
+    kwargs = data.get("kwargs", {})
+    if not isinstance(task, str) or not task:
+        raise DecodeError(REASON_BAD_MESSAGE, "'task' must be a non-empty string")
+    if not isinstance(args, list):
+        raise DecodeError(REASON_BAD_MESSAGE, "'args' must be a list")
+    if not isinstance(kwargs, dict):
+        raise DecodeError(REASON_BAD_MESSAGE, "'kwargs' must be an object")
+    attempt = envelope.headers.get(H_ATTEMPT, 0)
+    return TaskMessage(
+        task=task,
+        args=args,
+        kwargs=kwargs,
+        message_id=envelope.message_id or "",
+        attempt=attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else 0,
+    )
+
+
+#: Tracebacks are cut to this many characters (the end, where the error is) in dead-letter headers.
+MAX_TRACEBACK_CHARS = 16_000
+
+
+def dead_letter_headers(
+    reason: str,
+    *,
+    worker: str,
+    detail: str = "",
+    error: BaseException | None = None,
+    traceback_text: str | None = None,
+    attempts: int | None = None,
+) -> dict[str, Any]:
+    """The headers that say why a message was dead-lettered (docs/protocol.md)."""
+    headers: dict[str, Any] = {H_REASON: reason, H_WORKER: worker}
+    if error is not None:
+        headers[H_ERROR_TYPE] = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
+        headers[H_ERROR_MESSAGE] = str(error)
+    elif detail:
+        headers[H_ERROR_MESSAGE] = detail
+    if traceback_text:
+        headers[H_TRACEBACK] = traceback_text[-MAX_TRACEBACK_CHARS:]
+    if attempts is not None:
+        headers[H_ATTEMPTS] = attempts
+    return headers

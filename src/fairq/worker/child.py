@@ -1,0 +1,84 @@
+"""Entry point of one worker process (``python -m fairq.worker.child CONFIG_JSON``).
+
+Started by the supervisor. SIGINT is ignored here (a terminal's Ctrl+C reaches the
+whole process group; the supervisor turns it into one SIGTERM per child).
+First SIGTERM: graceful stop. Second: abort.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from ..broker import QueueKind, QueueSpec
+from ..config import broker_url
+from ..errors import BrokerError, FairqError
+from .config import WorkerConfig
+from .consumer import State, Worker
+from .loader import load_app, load_callable
+from .policy import Prefetch
+
+#: Exit codes a child reports to its supervisor.
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_BROKER_LOST = 3
+
+
+def build_worker(config: WorkerConfig, index: int) -> Worker:
+    """Import the user's module and raw handler and make the :class:`Worker` for this process."""
+    app = load_app(config.module) if config.module else None
+    raw = load_callable(config.raw_handler) if config.raw_handler else None
+    queue_names = config.queues or (app.queues() if app else [])
+    if raw is not None:
+        # Plain-message queues are classic and argument-free, as the article declares them.
+        specs = [QueueSpec(q, QueueKind.PLAIN) for q in queue_names]
+    else:
+        assert app is not None
+        specs = [app.queue_spec(q) for q in queue_names]
+    return Worker(
+        broker_url=broker_url(),  # the supervisor resolved -b / App(broker=) / env into the env
+        queues=specs,
+        tasks=app.tasks if app else {},
+        name=config.process_name(index, os.getpid()),
+        threads=config.threads,
+        prefetch=Prefetch.parse(config.prefetch),
+        raw_handler=raw,
+        max_message_bytes=app.max_message_bytes if app else 1024 * 1024,
+        grace_seconds=config.grace_seconds,
+    )
+
+
+async def serve(worker: Worker) -> None:
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, worker.stop)
+    await worker.run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    config = WorkerConfig.from_json(args[0])
+    index = int(args[1]) if len(args) > 1 else 0
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        worker = build_worker(config, index)
+    except FairqError as exc:
+        print(f"fairq worker: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        asyncio.run(serve(worker))
+    except BrokerError as exc:
+        logging.getLogger("fairq.worker").error("%s", exc)
+        return EXIT_BROKER_LOST
+    if worker.state is State.ABORTING:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_OK)  # do not wait for task threads that cannot be stopped
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""What a ``fairq worker`` runs: resolved once in the supervisor, handed to each child as JSON."""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a worker process needs except the broker URL (passed in the environment, never argv)."""
+
+    module: str | None
+    queues: list[str] = field(default_factory=list)
+    processes: int = 1
+    threads: int = 1
+    prefetch: str = "fair"
+    raw_handler: str | None = None
+    name: str | None = None
+    grace_seconds: float = 30.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerConfig:
+        return cls(**json.loads(text))
+
+    def process_name(self, index: int, pid: int) -> str:
+        """``--name`` (numbered when there are several processes), else ``HOST.PID``."""
+        if self.name:
+            return self.name if self.processes == 1 else f"{self.name}.{index + 1}"
+        return f"{socket.gethostname()}.{pid}"

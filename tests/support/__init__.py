@@ -1,0 +1,1 @@
+"""Shared helpers for fairq's test suites (private RabbitMQ nodes, polling)."""
