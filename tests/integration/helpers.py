@@ -1,0 +1,197 @@
+"""Test-side tools: a plain pika client (independent of fairq's own client) and worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pika
+
+HERE = Path(__file__).parent
+TASKS = HERE / "tasks_module.py"
+
+
+def unique(prefix: str = "test") -> str:
+    return f"{prefix}.{uuid.uuid4().hex[:10]}"
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02, what: str = "") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+class Amqp:
+    """A blocking pika connection for arranging and inspecting queues from the test side."""
+
+    def __init__(self, url: str) -> None:
+        self.connection = pika.BlockingConnection(pika.URLParameters(url))
+        self.channel = self.connection.channel()
+
+    def close(self) -> None:
+        if self.connection.is_open:
+            self.connection.close()
+
+    def _fresh(self) -> Any:
+        if self.channel.is_closed:
+            self.channel = self.connection.channel()
+        return self.channel
+
+    def exists(self, queue: str) -> bool:
+        try:
+            self._fresh().queue_declare(queue, passive=True)
+            return True
+        except pika.exceptions.ChannelClosedByBroker:
+            return False
+
+    def ready(self, queue: str) -> int:
+        return self._fresh().queue_declare(queue, passive=True).method.message_count
+
+    def consumers(self, queue: str) -> int:
+        return self._fresh().queue_declare(queue, passive=True).method.consumer_count
+
+    def delete(self, *queues: str) -> None:
+        for queue in queues:
+            self._fresh().queue_delete(queue)
+
+    def publish(self, queue: str, body: bytes, headers: dict[str, Any] | None = None,
+                content_type: str | None = None) -> None:
+        self._fresh().basic_publish("", queue, body, pika.BasicProperties(
+            delivery_mode=2, headers=headers, content_type=content_type, message_id=uuid.uuid4().hex))
+
+    def publish_task(self, queue: str, task: str, args: list[Any] | None = None, kwargs: dict[str, Any] | None = None,
+                     headers: dict[str, Any] | None = None) -> None:
+        body = json.dumps({"task": task, "args": args or [], "kwargs": kwargs or {}}).encode()
+        self.publish(queue, body, {"fairq-protocol": 1, "fairq-task": task, **(headers or {})}, "application/json")
+
+    def drain(self, queue: str) -> list[tuple[Any, bytes]]:
+        """Take every ready message of ``queue`` (acked): [(properties, body)]."""
+        out = []
+        while True:
+            method, props, body = self._fresh().basic_get(queue, auto_ack=True)
+            if method is None:
+                return out
+            out.append((props, body))
+
+
+def rabbitmqctl(*args: str) -> str:
+    """Read-only queries against the shared node (list_queues, list_channels)."""
+    return subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True,
+                          timeout=60).stdout
+
+
+def unacked(queue: str) -> int:
+    """Deliveries of ``queue`` held unacknowledged by its consumers, as the broker counts them.
+
+    Read from the consumers' channels: they are live, while list_queues figures of
+    quorum queues lag by seconds. fairq gives every consumer its own channel.
+    """
+    rows = rabbitmqctl("list_consumers", "queue_name", "channel_pid", "--no-table-headers").splitlines()
+    channels = {line.split("\t")[1] for line in rows if line.split("\t")[0] == queue}
+    total = 0
+    for line in rabbitmqctl("list_channels", "pid", "messages_unacknowledged", "--no-table-headers").splitlines():
+        pid, _, count = line.partition("\t")
+        if pid in channels:
+            total += int(count)
+    return total
+
+
+class Journal:
+    """Lines that tasks of tasks_module.py append: 'start|done TAG PID WORKER'."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def entries(self, kind: str | None = None) -> list[list[str]]:
+        if not self.path.exists():
+            return []
+        rows = [line.split() for line in self.path.read_text().splitlines() if line.strip()]
+        return [r for r in rows if kind is None or r[0] == kind]
+
+    def tags(self, kind: str) -> list[str]:
+        return [r[1] for r in self.entries(kind)]
+
+
+class WorkerProcess:
+    """A real ``fairq worker`` subprocess whose stderr is collected line by line."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.args = args
+        self.lines: list[str] = []
+        self.process = subprocess.Popen([sys.executable, "-m", "fairq", "worker", *args],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def count(self, needle: str) -> int:
+        return sum(needle in line for line in list(self.lines))
+
+    def wait_consuming(self, processes: int = 1, timeout: float = 30.0) -> None:
+        wait_for(lambda: self.count(" consuming ") >= processes or self.process.poll() is not None, timeout,
+                 what="workers to start consuming")
+        assert self.process.poll() is None, f"worker exited early:\n{self.output()}"
+
+    def children(self) -> list[int]:
+        """PIDs of the worker processes the supervisor is running now."""
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        self.process.send_signal(sig)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return self.process.returncode
+
+
+@contextmanager
+def worker_process(*args: str, env: dict[str, str] | None = None, ready: int | None = 1) -> Iterator[WorkerProcess]:
+    """Run ``fairq worker ARGS``; wait until ``ready`` processes consume; always stop it."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    worker = WorkerProcess(list(args), full_env)
+    try:
+        if ready:
+            worker.wait_consuming(ready)
+        yield worker
+    finally:
+        worker.stop()
+        for child in worker.children():
+            os.kill(child, signal.SIGKILL)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fairq", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
