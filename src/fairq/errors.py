@@ -12,6 +12,7 @@ them at its boundary.
     ├── TaskNotFound                a received task name is not registered
     ├── BrokerError                 anything the broker did or failed to do
     │   ├── ConnectionFailed        cannot reach or log in to the broker
+    │   │   └── LoginRefused        the broker refused the credentials (retrying will not help)
     │   ├── PublishRejected         the broker nacked or could not route a publish
     │   │   └── QueueFull           the queue's max-length refused the publish
     │   └── ChannelClosed           the broker closed our channel (e.g. consumer_timeout)
@@ -62,6 +63,10 @@ class BrokerError(FairqError):
 
 class ConnectionFailed(BrokerError):
     """The broker cannot be reached, or refused our credentials."""
+
+
+class LoginRefused(ConnectionFailed):
+    """The broker refused the user or password; retrying will not help."""
 
 
 class PublishRejected(BrokerError):

@@ -18,7 +18,7 @@ from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp import commands as spec
 
 from ..config import redact
-from ..errors import BrokerError, ChannelClosed, ConnectionFailed, PublishRejected
+from ..errors import BrokerError, ChannelClosed, ConnectionFailed, LoginRefused, PublishRejected
 from ..message import Envelope
 from .base import Broker, Consumer, Delivery, DeliveryHandler, QueueKind, QueueSpec, QueueStats
 from .topology import dead_letter_queue
@@ -38,9 +38,9 @@ def translated(action: str, url: str) -> Iterator[None]:
     except amqp_errors.PublishError as exc:
         raise PublishRejected(f"{action}: unroutable (no such queue?)") from None
     except (amqp_errors.ProbableAuthenticationError, amqp_errors.AuthenticationError) as exc:
-        raise ConnectionFailed(f"{action}: the broker at {url} refused the login (wrong user or password?)") from None
+        raise LoginRefused(f"{action}: the broker at {url} refused the login (wrong user or password?)") from None
     except amqp_errors.ConnectionNotAllowed as exc:
-        raise ConnectionFailed(f"{action}: the broker at {url} refused access: {_reason(exc)}") from None
+        raise LoginRefused(f"{action}: the broker at {url} refused access: {_reason(exc)}") from None
     except amqp_errors.ChannelClosed as exc:
         raise ChannelClosed(f"{action}: the broker closed the channel: {_reason(exc)}", _code(exc)) from None
     except amqp_errors.ChannelInvalidStateError as exc:

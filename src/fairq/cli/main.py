@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+
 import click
 
 from .. import __version__
@@ -15,6 +18,8 @@ from .worker import worker
 @click.version_option(__version__, prog_name="fairq")
 def cli() -> None:
     """fairq: a fair work queue on RabbitMQ."""
+    if not os.environ.get("FAIRQ_DEBUG"):
+        logging.getLogger("aiormq").setLevel(logging.CRITICAL)
 
 
 cli.add_command(worker)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import logging
+import asyncio
 import os
 
 import click
 
+from ..broker import connect_url
 from ..errors import ConfigurationError
+from ..logs import configure_logging
 from ..worker.config import WorkerConfig
 from ..worker.loader import load_app, load_callable
 from ..worker.policy import Prefetch
@@ -34,7 +36,7 @@ from .common import broker_option, fail, one_line_errors, resolve_broker
 def worker(module: str | None, queues: tuple[str, ...], processes: int | None, threads: int, prefetch: str,
            raw_handler: str | None, name: str | None, grace: float, broker: str | None) -> None:
     """Run worker processes for the tasks defined in MODULE (dotted path or file.py)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging()
     Prefetch.parse(prefetch)  # refuse a bad policy before starting anything
     if module is None and raw_handler is None:
         raise click.UsageError("give a MODULE, or --raw-handler with -Q")
@@ -48,6 +50,7 @@ def worker(module: str | None, queues: tuple[str, ...], processes: int | None, t
         if not queues and not app.tasks:
             raise ConfigurationError(f"{module} defines no tasks, so there is no queue to consume; use -Q")
         url = resolve_broker(broker or app.explicit_broker_url)
+    asyncio.run(check_broker(url))
     config = WorkerConfig(
         module=module,
         queues=list(queues),
@@ -61,3 +64,10 @@ def worker(module: str | None, queues: tuple[str, ...], processes: int | None, t
     code = Supervisor(config, url).run()
     if code:
         fail("a worker process could not start", code)
+
+
+async def check_broker(url: str) -> None:
+    """Connect once before starting processes, so a wrong URL or password is one clear error."""
+    broker = connect_url(url)
+    await broker.connect()
+    await broker.close()

@@ -15,7 +15,8 @@ import sys
 
 from ..broker import QueueKind, QueueSpec
 from ..config import broker_url
-from ..errors import BrokerError, FairqError
+from ..errors import BrokerError, FairqError, LoginRefused
+from ..logs import configure_logging
 from .config import WorkerConfig
 from .consumer import State, Worker
 from .loader import load_app, load_callable
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     config = WorkerConfig.from_json(args[0])
     index = int(args[1]) if len(args) > 1 else 0
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    configure_logging()
     try:
         worker = build_worker(config, index)
     except FairqError as exc:
@@ -70,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     try:
         asyncio.run(serve(worker))
+    except LoginRefused as exc:
+        logging.getLogger("fairq.worker").error("%s", exc)
+        return EXIT_CONFIG
     except BrokerError as exc:
         logging.getLogger("fairq.worker").error("%s", exc)
         return EXIT_BROKER_LOST

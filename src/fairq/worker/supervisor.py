@@ -79,7 +79,7 @@ class Supervisor:
             if self.signals:
                 continue
             if code == EXIT_CONFIG:
-                log.error("fairq worker: process %d cannot start (see above); stopping", child.index + 1)
+                log.error("fairq worker: process %d cannot start (see above); stopping all", child.index + 1)
                 exit_code = 1
                 self._on_signal(signal.SIGTERM, None)
                 continue
