@@ -12,6 +12,8 @@ these promises (tests/contract checks them for every backend):
   when the target queue does not exist (unroutable is an error, never a drop).
 * **Prefetch cap.** A consumer started with ``prefetch=N`` (N > 0) never holds
   more than N unacknowledged deliveries; ``prefetch=0`` means no cap.
+* **Delays.** ``publish(..., delay=s)`` makes a message ready no sooner than
+  ``s`` seconds later, and shortly after; the broker holds it meanwhile.
 * **Ack / requeue / dead-letter.** :meth:`Delivery.ack` removes the message.
   :meth:`Delivery.requeue` puts it back for any consumer at once.
   :meth:`Broker.dead_letter` moves it to the queue's dead-letter queue with the
@@ -119,8 +121,13 @@ class Broker(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def publish(self, queue: str, envelope: Envelope) -> None:
-        """Put one message on ``queue`` and wait for the broker's confirm."""
+    async def publish(self, queue: str, envelope: Envelope, delay: float = 0.0) -> None:
+        """Put one message on ``queue`` and wait for the broker's confirm.
+
+        With ``delay`` > 0 the broker holds the message at least that many seconds
+        before it becomes ready in ``queue``: held by the broker (not by any worker),
+        surviving a broker restart, and never delivered early.
+        """
 
     @abc.abstractmethod
     async def consume(self, queue: str, prefetch: int, handler: DeliveryHandler) -> Consumer:

@@ -21,7 +21,8 @@ from ..config import redact
 from ..errors import BrokerError, ChannelClosed, ConnectionFailed, LoginRefused, PublishRejected
 from ..message import Envelope
 from .base import Broker, Consumer, Delivery, DeliveryHandler, QueueKind, QueueSpec, QueueStats
-from .topology import dead_letter_queue
+from . import delays
+from .topology import DELAY_DELIVER_EXCHANGE, dead_letter_queue, delay_level
 
 log = logging.getLogger("fairq.broker")
 
@@ -153,6 +154,8 @@ class RabbitMQBroker(Broker):
         self._get_channel: AbstractChannel | None = None
         self._lost: asyncio.Future[BaseException] | None = None
         self._closing = False
+        self._delay_lock: asyncio.Lock | None = None
+        self._delay_bound: set[str] = set()
 
     # -- connection -------------------------------------------------------------------
 
@@ -190,6 +193,7 @@ class RabbitMQBroker(Broker):
         self._connection = None
         self._publish_channel = None
         self._get_channel = None
+        self._delay_bound.clear()
 
     def _require(self) -> aiormq.abc.AbstractConnection:
         if self._connection is None or self._connection.is_closed:
@@ -241,6 +245,34 @@ class RabbitMQBroker(Broker):
             if not channel.is_closed:
                 await channel.close()
 
+    async def _ensure_delays(self, queue: str) -> None:
+        """Declare the delay levels (once per connection) and bind ``queue`` to their end (once per queue)."""
+        if self._delay_lock is None:
+            self._delay_lock = asyncio.Lock()
+        async with self._delay_lock:
+            if queue in self._delay_bound:
+                return
+            channel = await self._channel()
+            try:
+                with translated("declare delay levels", self.display_url):
+                    if not self._delay_bound:
+                        await self._declare_delay_levels(channel)
+                    await channel.queue_bind(queue, DELAY_DELIVER_EXCHANGE, routing_key=delays.destination_pattern(queue))
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+            self._delay_bound.add(queue)
+
+    async def _declare_delay_levels(self, channel: AbstractChannel) -> None:
+        await channel.exchange_declare(DELAY_DELIVER_EXCHANGE, exchange_type="topic", durable=True)
+        for level in range(delays.LEVELS):
+            name = delay_level(level)
+            await channel.exchange_declare(name, exchange_type="topic", durable=True)
+            await channel.queue_declare(name, durable=True, arguments=delays.level_queue_arguments(level))
+            into, onward = delays.level_patterns(level)
+            await channel.queue_bind(name, name, routing_key=into)
+            await channel.exchange_bind(delays.next_exchange(level), name, routing_key=onward)
+
     async def _exists(self, queue: str) -> bool:
         return await self.stats(queue) is not None
 
@@ -279,13 +311,18 @@ class RabbitMQBroker(Broker):
 
     # -- messages ---------------------------------------------------------------------
 
-    async def publish(self, queue: str, envelope: Envelope) -> None:
+    async def publish(self, queue: str, envelope: Envelope, delay: float = 0.0) -> None:
         self._require()
         assert self._publish_channel is not None
+        exchange, key = "", queue
+        if delay > 0:
+            await self._ensure_delays(queue)
+            exchange, key = delay_level(delays.LEVELS - 1), delays.routing_key(delay, queue)
         with translated(f"publish to {queue!r}", self.display_url):
             confirm = await self._publish_channel.basic_publish(
                 envelope.body,
-                routing_key=queue,
+                exchange=exchange,
+                routing_key=key,
                 properties=to_properties(envelope),
                 mandatory=True,
             )
