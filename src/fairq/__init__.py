@@ -29,6 +29,7 @@ from .errors import (
     Retry,
     TaskControl,
     TaskNotFound,
+    TimeLimitExceeded,
 )
 from .task import Call, Task
 from .worker.consumer import current_worker
@@ -55,6 +56,7 @@ __all__ = [
     "Task",
     "TaskControl",
     "TaskNotFound",
+    "TimeLimitExceeded",
     "current_worker",
     "__version__",
 ]

@@ -5,18 +5,32 @@ from __future__ import annotations
 import atexit
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, overload
 
 from .broker import QueueKind, QueueSpec
-from .config import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUE, broker_url
+from .config import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUE, broker_url
 from .errors import ConfigurationError
 from .loopthread import LoopThread
 from .message import Envelope, encode_task
 from .producer import Producer
-from .task import DEFAULT_MAX_RETRIES, Call, Task
+from .task import DEFAULT_MAX_RETRIES, DEFAULT_RETRY_BACKOFF, DEFAULT_RETRY_BACKOFF_MAX, Call, Task
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: How long ``send`` waits for a broker that is down, blocked or full (when asked to wait) before raising.
+DEFAULT_SEND_TIMEOUT = 30.0
+#: Added to a queue's longest task time limit for its per-queue consumer timeout (RabbitMQ 3.12+).
+CONSUMER_TIMEOUT_MARGIN = 60.0
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    """How fairq creates one queue (see :meth:`App.queue`)."""
+
+    kind: QueueKind | None = None
+    max_length: int | None = None
 
 
 class App:
@@ -28,11 +42,18 @@ class App:
         *,
         queue_kind: QueueKind | str = QueueKind.QUORUM,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
+        send_timeout: float = DEFAULT_SEND_TIMEOUT,
     ) -> None:
+        if delivery_limit < 1:
+            raise ConfigurationError(f"delivery_limit must be >= 1, got {delivery_limit}")
         self._broker_url = broker
         self.queue_kind = QueueKind(queue_kind)
         self.max_message_bytes = max_message_bytes
+        self.delivery_limit = delivery_limit
+        self.send_timeout = send_timeout
         self.tasks: dict[str, Task[Any, Any]] = {}
+        self._queue_options: dict[str, QueueOptions] = {}
         self._loop = LoopThread("fairq-producer")
         self._producer: Producer | None = None
 
@@ -46,6 +67,8 @@ class App:
         """The broker URL, resolved now (explicit, else ``$FAIRQ_BROKER_URL``, else the default)."""
         return broker_url(self._broker_url)
 
+    # -- definitions --------------------------------------------------------------------
+
     @overload
     def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
@@ -56,6 +79,8 @@ class App:
         name: str | None = None,
         queue: str = DEFAULT_QUEUE,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
+        retry_backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX,
         time_limit: float | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
@@ -67,9 +92,17 @@ class App:
         name: str | None = None,
         queue: str = DEFAULT_QUEUE,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
+        retry_backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX,
         time_limit: float | None = None,
     ) -> Any:
-        """Register a function as a task; usable bare (``@app.task``) or with options."""
+        """Register a function as a task; usable bare (``@app.task``) or with options.
+
+        ``max_retries``: retries after the first attempt when it raises (default 3);
+        the n-th retry waits ``retry_backoff * 2**(n-1)`` seconds (at most
+        ``retry_backoff_max``), of which a random half is jitter.
+        ``time_limit``: seconds after which a run counts as failed.
+        """
 
         def register(f: Callable[P, R]) -> Task[P, R]:
             task_name = name or f"{f.__module__}.{f.__qualname__}"
@@ -77,33 +110,59 @@ class App:
                 raise ConfigurationError(f"two tasks are named {task_name!r}")
             if max_retries < 0:
                 raise ConfigurationError(f"max_retries must be >= 0, got {max_retries}")
+            if time_limit is not None and time_limit <= 0:
+                raise ConfigurationError(f"time_limit must be > 0, got {time_limit}")
             if not queue:
                 raise ConfigurationError("queue name must not be empty")
-            task = Task(self, f, name=task_name, queue=queue, max_retries=max_retries, time_limit=time_limit)
+            task = Task(self, f, name=task_name, queue=queue, max_retries=max_retries, retry_backoff=retry_backoff,
+                        retry_backoff_max=retry_backoff_max, time_limit=time_limit)
             self.tasks[task_name] = task
             return task
 
         return register(fn) if fn is not None else register
+
+    def queue(self, name: str, *, kind: QueueKind | str | None = None, max_length: int | None = None) -> None:
+        """Say how fairq creates queue ``name``: its type, and a ``max_length`` beyond which ``send`` is refused."""
+        if max_length is not None and max_length < 1:
+            raise ConfigurationError(f"max_length must be >= 1, got {max_length}")
+        self._queue_options[name] = QueueOptions(QueueKind(kind) if kind else None, max_length)
 
     def queues(self) -> list[str]:
         """The queues of the registered tasks, in order of first definition."""
         return list(dict.fromkeys(t.queue for t in self.tasks.values()))
 
     def queue_spec(self, queue: str) -> QueueSpec:
-        return QueueSpec(queue, self.queue_kind)
+        """Everything fairq needs to create ``queue`` as this app wants it."""
+        options = self._queue_options.get(queue, QueueOptions())
+        limits = [t.time_limit for t in self.tasks.values() if t.queue == queue and t.time_limit]
+        return QueueSpec(
+            queue,
+            options.kind or self.queue_kind,
+            max_length=options.max_length,
+            delivery_limit=self.delivery_limit,
+            consumer_timeout=max(limits) + CONSUMER_TIMEOUT_MARGIN if limits else None,
+        )
 
     # -- sending ------------------------------------------------------------------------
 
     def send(self, task: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
-             *, queue: str = DEFAULT_QUEUE) -> str:
-        """Enqueue ``task`` by name; returns the message id after the broker's confirm."""
-        envelope = encode_task(task, args, dict(kwargs or {}), max_bytes=self.max_message_bytes)
-        return self._publish(self.queue_spec(queue), [envelope])[0]
+             *, queue: str = DEFAULT_QUEUE, delay: float = 0.0, wait_if_full: bool = False,
+             timeout: float | None = None) -> str:
+        """Enqueue ``task`` by name; returns the message id after the broker's confirm.
 
-    def send_many(self, task: str, calls: Iterable[Call], *, queue: str = DEFAULT_QUEUE) -> list[str]:
+        ``delay``: seconds before it may start (held by the broker). ``wait_if_full``:
+        on a full queue, wait for room instead of raising :class:`~fairq.QueueFull`.
+        ``timeout``: how long to wait for a broker that is down, blocked or full
+        (default ``App.send_timeout``) before raising.
+        """
+        envelope = encode_task(task, args, dict(kwargs or {}), max_bytes=self.max_message_bytes)
+        return self._publish(self.queue_spec(queue), [envelope], delay, wait_if_full, timeout)[0]
+
+    def send_many(self, task: str, calls: Iterable[Call], *, queue: str = DEFAULT_QUEUE,
+                  wait_if_full: bool = False, timeout: float | None = None) -> list[str]:
         """Enqueue many calls of ``task`` with pipelined confirms; returns their message ids."""
         envelopes = [encode_task(task, c.args, dict(c.kwargs), max_bytes=self.max_message_bytes) for c in calls]
-        return self._publish(self.queue_spec(queue), envelopes)
+        return self._publish(self.queue_spec(queue), envelopes, 0.0, wait_if_full, timeout)
 
     def send_plain(self, queue: str, body: bytes, *, count: int = 1) -> list[str]:
         """Publish ``body`` as a plain persistent message (no fairq headers), as the article's task.py does.
@@ -112,17 +171,20 @@ class App:
         programs that declare it the article's way can share it.
         """
         envelopes = [Envelope(body=body, message_id=uuid.uuid4().hex) for _ in range(count)]
-        return self._publish(QueueSpec(queue, QueueKind.PLAIN), envelopes)
+        return self._publish(QueueSpec(queue, QueueKind.PLAIN), envelopes, 0.0, False, None)
 
-    def _publish(self, spec: QueueSpec, envelopes: list[Envelope]) -> list[str]:
+    def _publish(self, spec: QueueSpec, envelopes: list[Envelope], delay: float, wait_if_full: bool,
+                 timeout: float | None) -> list[str]:
         if self._producer is None:
             self._producer = Producer(self.broker_url)
             atexit.register(self.close)
         producer = self._producer
+        budget = self.send_timeout if timeout is None else timeout
         if len(envelopes) == 1:
-            self._loop.run(producer.publish(spec, envelopes[0]))
+            self._loop.run(producer.publish(spec, envelopes[0], delay=delay, wait_if_full=wait_if_full,
+                                            timeout=budget))
         else:
-            self._loop.run(producer.publish_many(spec, envelopes))
+            self._loop.run(producer.publish_many(spec, envelopes, wait_if_full=wait_if_full, timeout=budget))
         return [e.message_id or "" for e in envelopes]
 
     def close(self) -> None:

@@ -11,6 +11,8 @@ from .errors import ConfigurationError
 DEFAULT_BROKER_URL = "amqp://guest:guest@localhost:5672/"
 BROKER_ENV = "FAIRQ_BROKER_URL"
 DEFAULT_QUEUE = "default"
+#: A message delivered this many times without being settled (its worker died each time) is dead-lettered.
+DEFAULT_DELIVERY_LIMIT = 5
 #: Messages larger than this are refused at ``send`` (PRODUCT.md: 1 MiB default).
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 

@@ -10,6 +10,7 @@ them at its boundary.
     │   ├── EncodeError             arguments are not JSON values, or too large (at send)
     │   └── DecodeError             a received message is not a fairq task
     ├── TaskNotFound                a received task name is not registered
+    ├── TimeLimitExceeded           a task ran longer than its time_limit (counts as a failure)
     ├── BrokerError                 anything the broker did or failed to do
     │   ├── ConnectionFailed        cannot reach or log in to the broker
     │   │   └── LoginRefused        the broker refused the credentials (retrying will not help)
@@ -55,6 +56,10 @@ class DecodeError(MessageError):
 
 class TaskNotFound(FairqError):
     """A message names a task that this worker does not know."""
+
+
+class TimeLimitExceeded(FairqError):
+    """A task ran longer than its ``time_limit``; it counts as a failure (and may be retried)."""
 
 
 class BrokerError(FairqError):

@@ -21,6 +21,10 @@ CONTENT_TYPE = "application/json"
 H_PROTOCOL = "fairq-protocol"
 H_TASK = "fairq-task"
 H_ATTEMPT = "fairq-attempt"
+#: On classic queues, how often a message came back unsettled (its worker died); quorum queues count it themselves.
+H_REDELIVERIES = "fairq-redeliveries"
+#: The broker's own delivery counter on quorum queues.
+H_DELIVERY_COUNT = "x-delivery-count"
 # Dead-letter headers, added to the copy in QUEUE.dlq.
 H_REASON = "fairq-dead-reason"
 H_ERROR_TYPE = "fairq-error-type"
@@ -54,6 +58,18 @@ class Envelope:
     content_type: str | None = None
     timestamp: datetime | None = None
     persistent: bool = True
+
+
+def republished(envelope: Envelope, **headers: Any) -> Envelope:
+    """A fresh copy of ``envelope`` to publish again, with ``headers`` set.
+
+    The broker's own ``x-`` headers are dropped: RabbitMQ would read an old
+    ``x-death`` as a dead-letter cycle and silently drop the message.
+    """
+    kept = {k: v for k, v in envelope.headers.items() if not k.startswith("x-")}
+    kept.update(headers)
+    return Envelope(body=envelope.body, headers=kept, message_id=envelope.message_id,
+                    content_type=envelope.content_type, timestamp=envelope.timestamp, persistent=envelope.persistent)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,12 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: Retries after the first attempt when ``@app.task`` does not say (issue 3 uses it).
+#: Retries after the first attempt when ``@app.task`` does not say.
 DEFAULT_MAX_RETRIES = 3
+#: The first retry waits about this many seconds; each further one twice as long.
+DEFAULT_RETRY_BACKOFF = 1.0
+#: No retry waits longer than this (one hour).
+DEFAULT_RETRY_BACKOFF_MAX = 3600.0
 
 
 @dataclass(frozen=True)
@@ -38,13 +42,17 @@ class Task(Generic[P, R]):
         name: str,
         queue: str,
         max_retries: int,
-        time_limit: float | None,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
+        retry_backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX,
+        time_limit: float | None = None,
     ) -> None:
         self.app = app
         self.fn = fn
         self.name = name
         self.queue = queue
         self.max_retries = max_retries
+        self.retry_backoff = retry_backoff
+        self.retry_backoff_max = retry_backoff_max
         self.time_limit = time_limit
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
@@ -65,6 +73,20 @@ class Task(Generic[P, R]):
         """Enqueue one call; returns its message id once the broker has confirmed it."""
         self._check(args, kwargs)
         return self.app.send(self.name, args, kwargs, queue=self.queue)
+
+    def send_with(self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, *,
+                  delay: float = 0.0, wait_if_full: bool = False, timeout: float | None = None) -> str:
+        """Enqueue one call with options: ``delay`` seconds before it may start (held by the
+        broker, up to about 621 days), ``wait_if_full`` instead of raising QueueFull, and a
+        ``timeout`` for a broker that is down, blocked or full."""
+        self._check(args, kwargs or {})
+        return self.app.send(self.name, args, kwargs, queue=self.queue, delay=delay, wait_if_full=wait_if_full,
+                             timeout=timeout)
+
+    def retry_delay(self, attempt: int, rng: Callable[[float, float], float]) -> float:
+        """Seconds before retry number ``attempt`` (1 = first retry): exponential, half of it jitter."""
+        ceiling = min(self.retry_backoff_max, self.retry_backoff * 2 ** (attempt - 1))
+        return ceiling / 2 + rng(0.0, ceiling / 2)
 
     def send_many(self, calls: Iterable[Sequence[Any] | Call]) -> list[str]:
         """Enqueue many calls with pipelined confirms; returns their message ids once all are confirmed.

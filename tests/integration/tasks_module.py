@@ -12,7 +12,7 @@ import time
 
 import fairq
 
-app = fairq.App()
+app = fairq.App(delivery_limit=int(os.environ.get("FAIRQ_TEST_DELIVERY_LIMIT", "5")))
 
 
 def _log(kind: str, tag: str) -> None:
@@ -38,9 +38,67 @@ async def arecord(tag: str, seconds: float = 0.0) -> None:
     _log("done", tag)
 
 
-@app.task(name="explode")
+@app.task(name="explode", max_retries=0)
 def explode(message: str) -> None:
     raise ValueError(message)
+
+
+def _runs(tag: str) -> int:
+    path = os.environ["FAIRQ_TEST_JOURNAL"]
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return sum(1 for line in f if line.split()[:2] == ["start", tag])
+
+
+@app.task(name="flaky", max_retries=5, retry_backoff=0.2)
+def flaky(tag: str, failures: int) -> None:
+    """Fails its first ``failures`` runs, then succeeds."""
+    _log("start", tag)
+    if _runs(tag) <= failures:
+        raise RuntimeError(f"failure {_runs(tag)} of {failures}")
+    _log("done", tag)
+
+
+@app.task(name="ask_retry", max_retries=2)
+def ask_retry(tag: str, delay: float) -> None:
+    _log("start", tag)
+    if _runs(tag) == 1:
+        raise fairq.Retry(delay=delay)
+    _log("done", tag)
+
+
+@app.task(name="refuse")
+def refuse(tag: str) -> None:
+    _log("start", tag)
+    raise fairq.Reject("bad input, retrying will not help")
+
+
+@app.task(name="always_fails", max_retries=2, retry_backoff=0.1)
+def always_fails(tag: str) -> None:
+    _log("start", tag)
+    raise KeyError(tag)
+
+
+@app.task(name="crash")
+def crash(tag: str) -> None:
+    """Kills its own worker process, every time."""
+    _log("start", tag)
+    os._exit(9)
+
+
+@app.task(name="slow_sync", time_limit=0.5, max_retries=0)
+def slow_sync(tag: str, seconds: float) -> None:
+    _log("start", tag)
+    time.sleep(seconds)
+    _log("done", tag)
+
+
+@app.task(name="slow_async", time_limit=0.5, max_retries=0)
+async def slow_async(tag: str, seconds: float) -> None:
+    _log("start", tag)
+    await asyncio.sleep(seconds)
+    _log("done", tag)
 
 
 @app.task(name="add")

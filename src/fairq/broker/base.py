@@ -45,11 +45,19 @@ class QueueKind(str, enum.Enum):
 
 @dataclass(frozen=True)
 class QueueSpec:
-    """A queue fairq consumes from or publishes to."""
+    """A queue fairq consumes from or publishes to, and how to create it if it is missing.
+
+    Arguments apply only when fairq creates the queue; an existing queue is used as it is.
+    """
 
     name: str
     kind: QueueKind = QueueKind.QUORUM
+    #: Refuse publishes beyond this many ready messages (``send`` raises QueueFull or waits).
     max_length: int | None = None
+    #: Deliveries after which a message is dead-lettered instead of delivered again.
+    delivery_limit: int | None = None
+    #: Per-queue consumer timeout (RabbitMQ 3.12+; older brokers ignore it), in seconds.
+    consumer_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,11 @@ class Delivery(abc.ABC):
     redelivered: bool
     #: How often the broker has handed this message out before (quorum queues count it); None if unknown.
     delivery_count: int | None
+
+    @property
+    @abc.abstractmethod
+    def alive(self) -> bool:
+        """False once the channel it came on is gone: the broker has taken it back for redelivery."""
 
     @abc.abstractmethod
     async def ack(self) -> None:
@@ -103,6 +116,10 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Close the connection; unacked deliveries go back to their queues."""
+
+    def is_blocked(self) -> bool:
+        """True while the broker refuses to read our publishes (a memory or disk alarm)."""
+        return False
 
     @abc.abstractmethod
     async def wait_lost(self) -> BaseException:

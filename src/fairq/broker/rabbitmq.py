@@ -18,7 +18,7 @@ from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp import commands as spec
 
 from ..config import redact
-from ..errors import BrokerError, ChannelClosed, ConnectionFailed, LoginRefused, PublishRejected
+from ..errors import BrokerError, ChannelClosed, ConnectionFailed, LoginRefused, PublishRejected, QueueFull
 from ..message import Envelope
 from .base import Broker, Consumer, Delivery, DeliveryHandler, QueueKind, QueueSpec, QueueStats
 from . import delays
@@ -103,9 +103,13 @@ def queue_arguments(spec_: QueueSpec) -> dict[str, Any] | None:
     }
     if spec_.kind is QueueKind.QUORUM:
         args["x-queue-type"] = "quorum"
+        if spec_.delivery_limit is not None:
+            args["x-delivery-limit"] = spec_.delivery_limit
     if spec_.max_length is not None:
         args["x-max-length"] = spec_.max_length
         args["x-overflow"] = "reject-publish"
+    if spec_.consumer_timeout is not None:
+        args["x-consumer-timeout"] = int(spec_.consumer_timeout * 1000)
     return args
 
 
@@ -121,6 +125,10 @@ class RabbitDelivery(Delivery):
         self.delivery_count = count if isinstance(count, int) else None
         self._channel = message.channel
         self._tag = message.delivery_tag or 0
+
+    @property
+    def alive(self) -> bool:
+        return not self._channel.is_closed
 
     async def ack(self) -> None:
         with translated("ack", ""):
@@ -178,6 +186,11 @@ class RabbitMQBroker(Broker):
             self._lost.set_result(ChannelClosed(f"{what} to {self.display_url} lost: {reason}", code))
 
         closing.add_done_callback(on_closed)
+
+    def is_blocked(self) -> bool:
+        # aiormq tracks connection.blocked / unblocked in a private event; read it defensively.
+        unblocked = getattr(self._connection, "_Connection__connection_unblocked", None)
+        return isinstance(unblocked, asyncio.Event) and not unblocked.is_set()
 
     async def wait_lost(self) -> BaseException:
         assert self._lost is not None, "connect() first"
@@ -327,11 +340,19 @@ class RabbitMQBroker(Broker):
                 mandatory=True,
             )
         if not isinstance(confirm, spec.Basic.Ack):
-            raise PublishRejected(f"publish to {queue!r}: the broker refused the message (nack)")
+            raise QueueFull(f"queue {queue!r} refused the message (nack): it is full, or the broker could not store it")
 
     async def consume(self, queue: str, prefetch: int, handler: DeliveryHandler) -> Consumer:
         channel = await self._channel()
         self._watch(channel.closing, f"consumer channel of {queue!r}")
+
+        def on_cancel(frame: Any) -> None:
+            # The broker cancelled us (queue deleted; consumer timeout on RabbitMQ 4.3+):
+            # treat it as a lost session, so the worker re-declares and consumes again.
+            if not self._closing and self._lost is not None and not self._lost.done():
+                self._lost.set_result(ChannelClosed(f"the broker cancelled the consumer of {queue!r}"))
+
+        channel.on_consumer_cancel_callbacks.add(on_cancel)
 
         async def on_message(message: DeliveredMessage) -> None:
             await handler(RabbitDelivery(queue, message))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import click
 
 from .. import __version__
+from ..logs import configure_logging
 from .demo import demo
+from .dlq import dlq
 from .send import send
 from .status import status
 from .worker import worker
@@ -18,14 +19,15 @@ from .worker import worker
 @click.version_option(__version__, prog_name="fairq")
 def cli() -> None:
     """fairq: a fair work queue on RabbitMQ."""
-    if not os.environ.get("FAIRQ_DEBUG"):
-        logging.getLogger("aiormq").setLevel(logging.CRITICAL)
+    # Commands report their outcome in one line; only `fairq worker` logs as it goes.
+    configure_logging(logging.ERROR)
 
 
 cli.add_command(worker)
 cli.add_command(send)
 cli.add_command(status)
 cli.add_command(demo)
+cli.add_command(dlq)
 
 
 def main() -> None:

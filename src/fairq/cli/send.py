@@ -44,18 +44,23 @@ def find_task(name: str) -> Task[Any, Any] | None:
 @click.option("-Q", "--queue", help="target queue (default: the task's queue when TASK imports, else 'default')")
 @click.option("--count", type=click.IntRange(min=1), default=1, show_default=True,
               help="send N copies, with pipelined confirms")
+@click.option("--delay", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
+              help="start no sooner than this (held by the broker)")
+@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True, metavar="SECONDS",
+              help="how long to wait for a broker that is down or blocked")
+@click.option("--wait-if-full", is_flag=True, help="wait for room in a full queue instead of failing")
 @click.option("--raw", is_flag=True, help="send a plain message like the article's task.py: the words joined by spaces")
 @broker_option
 @one_line_errors
 def send(task: str | None, args: tuple[str, ...], kwargs_json: str | None, queue: str | None, count: int,
-         raw: bool, broker: str | None) -> None:
+         delay: float, timeout: float, wait_if_full: bool, raw: bool, broker: str | None) -> None:
     """Enqueue TASK with ARGs (each parsed as JSON, else a string); prints the message id."""
     url = resolve_broker(broker)
     if raw:
         if not queue:
             raise click.UsageError("--raw needs -Q QUEUE")
         words = ([task] if task else []) + list(args)
-        send_raw(App(broker=url), queue, " ".join(words) or "Hello World!", count)
+        send_raw(App(broker=url, send_timeout=timeout), queue, " ".join(words) or "Hello World!", count)
         return
     if not task:
         raise click.UsageError("missing TASK")
@@ -75,13 +80,15 @@ def send(task: str | None, args: tuple[str, ...], kwargs_json: str | None, queue
         except TypeError as exc:
             raise EncodeError(f"cannot send {task}: {exc}") from None
     target = queue or (found.queue if found else DEFAULT_QUEUE)
-    app = App(broker=url)
+    app = App(broker=url, send_timeout=timeout)
     try:
         if count == 1:
-            click.echo(app.send(task, values, kwargs, queue=target))
+            click.echo(app.send(task, values, kwargs, queue=target, delay=delay, wait_if_full=wait_if_full))
             return
+        if delay:
+            raise click.UsageError("--delay and --count do not go together")
         started = time.perf_counter()
-        app.send_many(task, [Call(values, kwargs)] * count, queue=target)
+        app.send_many(task, [Call(values, kwargs)] * count, queue=target, wait_if_full=wait_if_full)
         took = time.perf_counter() - started
         click.echo(f"sent {count} × {task} to {target} in {took:.2f} s ({count / took:,.0f}/s, all confirmed)")
     finally:

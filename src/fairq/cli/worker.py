@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 import click
 
 from ..broker import connect_url
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, ConnectionFailed, LoginRefused
 from ..logs import configure_logging
 from ..worker.config import WorkerConfig
 from ..worker.loader import load_app, load_callable
@@ -67,7 +68,16 @@ def worker(module: str | None, queues: tuple[str, ...], processes: int | None, t
 
 
 async def check_broker(url: str) -> None:
-    """Connect once before starting processes, so a wrong URL or password is one clear error."""
+    """Connect once before starting processes, so a wrong password is one clear error.
+
+    A broker that is merely down is not an error: the workers wait for it.
+    """
     broker = connect_url(url)
-    await broker.connect()
+    try:
+        await broker.connect()
+    except LoginRefused:
+        raise
+    except ConnectionFailed as exc:
+        logging.getLogger("fairq.worker").warning("%s; the workers keep trying", exc)
+        return
     await broker.close()

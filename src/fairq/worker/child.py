@@ -14,7 +14,7 @@ import signal
 import sys
 
 from ..broker import QueueKind, QueueSpec
-from ..config import broker_url
+from ..config import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_MESSAGE_BYTES, broker_url
 from ..errors import BrokerError, FairqError, LoginRefused
 from ..logs import configure_logging
 from .config import WorkerConfig
@@ -26,6 +26,8 @@ from .policy import Prefetch
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_BROKER_LOST = 3
+#: A sync task overran its time limit; its thread cannot be stopped, so the process asks to be replaced.
+EXIT_RECYCLE = 4
 
 
 def build_worker(config: WorkerConfig, index: int) -> Worker:
@@ -47,7 +49,8 @@ def build_worker(config: WorkerConfig, index: int) -> Worker:
         threads=config.threads,
         prefetch=Prefetch.parse(config.prefetch),
         raw_handler=raw,
-        max_message_bytes=app.max_message_bytes if app else 1024 * 1024,
+        max_message_bytes=app.max_message_bytes if app else DEFAULT_MAX_MESSAGE_BYTES,
+        delivery_limit=app.delivery_limit if app else DEFAULT_DELIVERY_LIMIT,
         grace_seconds=config.grace_seconds,
     )
 
@@ -77,10 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokerError as exc:
         logging.getLogger("fairq.worker").error("%s", exc)
         return EXIT_BROKER_LOST
-    if worker.state is State.ABORTING:
+    if worker.state is State.ABORTING or worker.recycle:
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(EXIT_OK)  # do not wait for task threads that cannot be stopped
+        os._exit(EXIT_RECYCLE if worker.recycle else EXIT_OK)  # do not wait for threads that cannot be stopped
     return EXIT_OK
 
 

@@ -1,9 +1,13 @@
 """One worker process's engine: consume, run tasks in slots, settle each delivery once.
 
-Every delivery ends in exactly one of: ack (task done), dead-letter (cannot or
-did not succeed), or requeue (not started before shutdown). Acks are sent from
-the event loop, which owns the connection; sync tasks run on a thread pool and
-hand their outcome back to the loop.
+Every delivery ends in exactly one of: ack (done), retry (a delayed copy, then
+ack), dead letter (a copy in QUEUE.dlq, then ack) or requeue (not started before
+shutdown). Copies are always confirmed before the original is acked, so a crash
+in between duplicates rather than loses. Acks are sent from the event loop,
+which owns the connection; sync tasks run on a thread pool and hand their
+outcome back to it. A lost connection is re-established with backoff; a task
+that finishes while its delivery's channel is gone hands its result to the
+redelivered copy instead of running twice here.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ import contextvars
 import enum
 import functools
 import logging
+import random
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,11 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import message as wire
+from ..backoff import Backoff
 from ..broker import Broker, Consumer, Delivery, QueueSpec, connect_url
-from ..config import DEFAULT_MAX_MESSAGE_BYTES
-from ..errors import BrokerError, DecodeError, Reject
+from ..config import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_MESSAGE_BYTES
+from ..errors import BrokerError, ChannelClosed, DecodeError, LoginRefused, TimeLimitExceeded
 from ..task import Task
 from .policy import Prefetch
+from .settlement import ACK, Outcome, Remembered, Settlement, after_failure, dead
 
 log = logging.getLogger("fairq.worker")
 
@@ -46,7 +52,7 @@ class TaskEvent:
     message_id: str
     task: str  #: task name, or "raw" for plain messages
     at: float  #: time.time()
-    outcome: str = ""  #: on finish: "ok", "dead-lettered" or "requeued"
+    outcome: str = ""  #: on finish: "ok", "retry", "dead-lettered"
 
 
 Observer = Callable[[TaskEvent], None]
@@ -56,6 +62,11 @@ class State(enum.Enum):
     RUNNING = "running"
     STOPPING = "stopping"  # no new tasks; running ones get a grace period
     ABORTING = "aborting"  # drop everything; the broker redelivers what was unacked
+
+
+def _is_consumer_timeout(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, ChannelClosed) and ("acknowledgement" in text and "timed out" in text)
 
 
 class Worker:
@@ -72,8 +83,10 @@ class Worker:
         prefetch: Prefetch = Prefetch("fair"),
         raw_handler: RawHandler | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
         grace_seconds: float = 30.0,
         observer: Observer | None = None,
+        rng: Callable[[float, float], float] = random.uniform,
     ) -> None:
         if threads < 1:
             raise ValueError("threads must be >= 1")
@@ -84,27 +97,33 @@ class Worker:
         self.prefetch = prefetch
         self.raw_handler = raw_handler
         self.max_message_bytes = max_message_bytes
+        self.delivery_limit = delivery_limit
         self.grace_seconds = grace_seconds
         self.observer = observer
+        self.rng = rng
+        self.broker_url = broker_url
         self.broker: Broker = connect_url(broker_url)
         self.state = State.RUNNING
+        #: Set when a sync task overran its time limit: its thread cannot be stopped, so the process must go.
+        self.recycle = False
+        #: Set once every consumer is registered with the broker (again after each reconnect).
+        self.ready = asyncio.Event()
         self._free = threads
         self._buffer: deque[Delivery] = deque()
         self._running: set[asyncio.Task[None]] = set()
+        self._inflight: dict[tuple[str, int], asyncio.Future[Settlement]] = {}
+        self._orphans = Remembered()
         self._pool: ThreadPoolExecutor | None = None
         self._consumers: list[Consumer] = []
         self._wake: asyncio.Event | None = None
-        #: Set once every consumer is registered with the broker.
-        self.ready = asyncio.Event()
 
     # -- control (call on the worker's loop) ----------------------------------------------
 
     def stop(self) -> None:
-        """Graceful: take nothing new, hand back unstarted tasks, let running ones finish."""
-        if self.state is State.RUNNING:
-            self.state = State.STOPPING
-        elif self.state is State.STOPPING:
-            self.state = State.ABORTING
+        """Graceful: take nothing new, hand back unstarted tasks, let running ones finish.
+
+        A second call aborts."""
+        self.state = State.STOPPING if self.state is State.RUNNING else State.ABORTING
         if self._wake is not None:
             self._wake.set()
 
@@ -114,39 +133,91 @@ class Worker:
         if self._wake is not None:
             self._wake.set()
 
-    # -- main loop -----------------------------------------------------------------------
+    # -- sessions ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect, consume until stopped, shut down in order. Raises BrokerError if the broker is lost."""
+        """Consume until stopped, reconnecting after losses. Raises LoginRefused if credentials are wrong."""
         self._wake = asyncio.Event()
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=f"fairq-{self.name}")
+        backoff = Backoff()
         try:
-            await self.broker.connect()
-            for spec in self.queues:
-                await self.broker.declare(spec)
-            count = self.prefetch.count(self.threads)
-            for spec in self.queues:
-                self._consumers.append(await self.broker.consume(spec.name, count, self._on_delivery))
-            log.info("%s consuming %s (threads=%d, prefetch=%s → %s)", self.name,
-                     ", ".join(q.name for q in self.queues), self.threads, self.prefetch, count or "no cap")
-            self.ready.set()
-            lost = asyncio.ensure_future(self.broker.wait_lost())
-            try:
-                await self._until_stopped(lost)
-            finally:
-                lost.cancel()
+            while True:
+                try:
+                    await self._open()
+                    backoff.reset()
+                    lost = await self._serve()
+                except LoginRefused:
+                    raise
+                except BrokerError as exc:
+                    lost = exc
+                if lost is None or self.state is not State.RUNNING:
+                    return
+                await self._discard_session(lost)
+                pause = backoff.next()
+                if pause:
+                    log.warning("%s: reconnecting to %s in %.1f s", self.name, self.broker.display_url, pause)
+                if not await self._pause(pause):
+                    return
         finally:
             await self.broker.close()
-            self._pool.shutdown(wait=self.state is not State.ABORTING, cancel_futures=True)
+            self._pool.shutdown(wait=self.state is not State.ABORTING and not self.recycle, cancel_futures=True)
 
-    async def _until_stopped(self, lost: asyncio.Future[BaseException]) -> None:
+    async def _open(self) -> None:
+        await self.broker.connect()
+        for spec in self.queues:
+            await self.broker.declare(spec)
+        count = self.prefetch.count(self.threads)
+        for spec in self.queues:
+            self._consumers.append(await self.broker.consume(spec.name, count, self._on_delivery))
+        log.info("%s consuming %s (threads=%d, prefetch=%s → %s) from %s", self.name,
+                 ", ".join(q.name for q in self.queues), self.threads, self.prefetch, count or "no cap",
+                 self.broker.display_url)
+        self.ready.set()
+
+    async def _serve(self) -> BaseException | None:
+        """Wait for a stop (then shut down in order, return None) or a loss (return its cause)."""
         assert self._wake is not None
+        lost = asyncio.ensure_future(self.broker.wait_lost())
         waker = asyncio.ensure_future(self._wake.wait())
-        await asyncio.wait({waker, lost}, return_when=asyncio.FIRST_COMPLETED)
-        waker.cancel()
-        if lost.done() and self.state is State.RUNNING:
-            self.state = State.ABORTING
-            raise BrokerError(f"{self.name}: {lost.result()}")
+        try:
+            await asyncio.wait({waker, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waker.cancel()
+            if not lost.done():
+                lost.cancel()
+        if self.state is State.RUNNING and lost.done():
+            return lost.result()
+        await self._shutdown()
+        return None
+
+    async def _discard_session(self, cause: BaseException) -> None:
+        """Forget a dead connection: its unacked deliveries are back in the queue already."""
+        self.ready.clear()
+        if _is_consumer_timeout(cause):
+            log.error("%s: RabbitMQ's consumer_timeout closed the channel while a task ran longer than it allows; "
+                      "the broker requeued the delivery. This worker will not run it twice: a redelivered copy "
+                      "that comes back here waits for the running task's result. Raise consumer_timeout in "
+                      "rabbitmq.conf above your longest task (milliseconds), or on RabbitMQ 3.12+ give the "
+                      "task a time_limit so fairq sets x-consumer-timeout on new queues.", self.name)
+        else:
+            log.warning("%s: lost the broker: %s", self.name, cause)
+        self._consumers.clear()
+        self._buffer.clear()
+        await self.broker.close()
+        self.broker = connect_url(self.broker_url)
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep ``seconds`` unless stopped first; True if still running."""
+        assert self._wake is not None
+        if seconds > 0:
+            try:
+                await asyncio.wait_for(self._wake.wait(), seconds)
+            except asyncio.TimeoutError:
+                pass
+        return self.state is State.RUNNING
+
+    async def _shutdown(self) -> None:
+        assert self._wake is not None
         # Stop taking work first, then return what was prefetched, then wait for the running tasks:
         # the connection stays open all along, so heartbeats go on and acks can still be sent.
         for consumer in self._consumers:
@@ -195,74 +266,139 @@ class Worker:
         self._free += 1
         if not task.cancelled() and task.exception() is not None:
             log.error("%s: internal error settling a delivery", self.name, exc_info=task.exception())
-        if self._buffer and self.state is State.RUNNING:
-            self._start(self._buffer.popleft())
+        while self._buffer and self.state is State.RUNNING and self._free > 0:
+            delivery = self._buffer.popleft()
+            if delivery.alive:
+                self._start(delivery)
 
     # -- one delivery --------------------------------------------------------------------
 
     async def _handle(self, delivery: Delivery) -> None:
         envelope = delivery.envelope
+        attempt = envelope.headers.get(wire.H_ATTEMPT, 0)
+        key = (envelope.message_id, attempt if isinstance(attempt, int) else 0) if envelope.message_id else None
+        if key is not None:
+            earlier = self._inflight.get(key)
+            remembered = self._orphans.take(key) if earlier is None else None
+            if earlier is not None or remembered is not None:
+                # The broker redelivered a message this worker is running or has finished: use that result.
+                settlement = remembered or await asyncio.shield(earlier)  # type: ignore[arg-type]
+                log.info("%s: %s came back while already handled here; applying its result (%s)",
+                         self.name, envelope.message_id, settlement.outcome.value)
+                await self._apply(delivery, settlement, key)
+                return
+            future: asyncio.Future[Settlement] = asyncio.get_running_loop().create_future()
+            self._inflight[key] = future
+        try:
+            settlement = await self._decide(delivery)
+        except BaseException:
+            if key is not None:
+                self._inflight.pop(key).cancel()
+            raise
+        if key is not None:
+            future.set_result(settlement)
+            del self._inflight[key]
+        await self._apply(delivery, settlement, key)
+
+    async def _decide(self, delivery: Delivery) -> Settlement:
+        """What to do with this delivery; runs the task if it is one."""
+        envelope = delivery.envelope
+        limit = self._over_delivery_limit(delivery)
+        if limit is not None:
+            return limit
         if not wire.is_fairq(envelope):
-            if self.raw_handler is not None:
-                await self._run(delivery, "raw", self.raw_handler, (envelope.body,), {}, attempt=1)
-            else:
-                await self._dead_letter(delivery, wire.REASON_NOT_FAIRQ, detail="no fairq-protocol header and no --raw-handler")
-            return
+            if self.raw_handler is None:
+                return dead(wire.REASON_NOT_FAIRQ, self.name, detail="no fairq-protocol header and no --raw-handler")
+            return await self._run(delivery, "raw", None, self.raw_handler, (envelope.body,), {}, attempt=1)
         try:
             msg = wire.decode_task(envelope, max_bytes=self.max_message_bytes)
         except DecodeError as exc:
-            await self._dead_letter(delivery, exc.reason, detail=exc.detail)
-            return
+            return dead(exc.reason, self.name, detail=exc.detail)
         task = self.tasks.get(msg.task)
         if task is None:
-            await self._dead_letter(delivery, wire.REASON_UNKNOWN_TASK, detail=f"no task named {msg.task!r} in worker {self.name}")
-            return
+            return dead(wire.REASON_UNKNOWN_TASK, self.name, detail=f"no task named {msg.task!r} in worker {self.name}")
         try:
             task.check_arguments(msg.args, msg.kwargs)
         except TypeError as exc:
-            await self._dead_letter(delivery, wire.REASON_BAD_ARGUMENTS, detail=f"{msg.task}: {exc}")
-            return
-        await self._run(delivery, msg.task, task.fn, msg.args, msg.kwargs, attempt=msg.attempt + 1)
+            return dead(wire.REASON_BAD_ARGUMENTS, self.name, detail=f"{msg.task}: {exc}")
+        return await self._run(delivery, msg.task, task, task.fn, msg.args, msg.kwargs, attempt=msg.attempt + 1)
 
-    async def _run(self, delivery: Delivery, label: str, fn: Callable[..., Any], args: Sequence[Any],
-                   kwargs: Mapping[str, Any], *, attempt: int) -> None:
+    def _over_delivery_limit(self, delivery: Delivery) -> Settlement | None:
+        """Dead-letter a message whose workers keep dying on it; on classic queues, count returns ourselves."""
+        count = delivery.delivery_count
+        if count is None and delivery.redelivered:
+            previous = delivery.envelope.headers.get(wire.H_REDELIVERIES, 0)
+            count = (previous if isinstance(previous, int) else 0) + 1
+            if count < self.delivery_limit:
+                # Classic queues keep no count: put a counted copy at the back of the queue instead.
+                return Settlement(Outcome.REQUEUE, {wire.H_REDELIVERIES: count})
+        if count is not None and count >= self.delivery_limit:
+            return dead(wire.REASON_DELIVERY_LIMIT, self.name,
+                        detail=f"delivered {count + 1} times without being settled (limit {self.delivery_limit})")
+        return None
+
+    async def _run(self, delivery: Delivery, label: str, task: Task[Any, Any] | None, fn: Callable[..., Any],
+                   args: Sequence[Any], kwargs: Mapping[str, Any], *, attempt: int) -> Settlement:
         message_id = delivery.envelope.message_id or ""
         self._emit("start", delivery, label, message_id)
         token = current_worker.set(self.name)
+        limit = task.time_limit if task is not None else None
+        settlement = ACK
         try:
             if asyncio.iscoroutinefunction(fn):
-                await fn(*args, **kwargs)
+                await asyncio.wait_for(fn(*args, **kwargs), limit)
             else:
-                ctx = contextvars.copy_context()
-                call = functools.partial(ctx.run, fn, *args, **kwargs)
-                await asyncio.get_running_loop().run_in_executor(self._pool, call)
+                call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+                running = asyncio.get_running_loop().run_in_executor(self._pool, call)
+                try:
+                    await asyncio.wait_for(asyncio.shield(running), limit)
+                except asyncio.TimeoutError:
+                    self._abandon_thread(label)
+                    raise
         except asyncio.CancelledError:
             raise
-        except Reject as exc:
-            await self._dead_letter(delivery, wire.REASON_REJECTED, error=exc, attempts=attempt)
-            self._emit("finish", delivery, label, message_id, "dead-lettered")
         except BaseException as exc:  # a task's SystemExit must not take the worker down either
-            reason = wire.REASON_RAW_FAILED if label == "raw" else wire.REASON_FAILED
-            log.warning("%s: %s failed: %s: %s", self.name, label, type(exc).__name__, exc)
-            await self._dead_letter(delivery, reason, error=exc, attempts=attempt,
-                                    traceback_text="".join(traceback.format_exception(exc)))
-            self._emit("finish", delivery, label, message_id, "dead-lettered")
-        else:
-            await delivery.ack()
-            self._emit("finish", delivery, label, message_id, "ok")
+            if isinstance(exc, asyncio.TimeoutError) and limit is not None:
+                exc = TimeLimitExceeded(f"{label} ran over its time limit of {limit:g} s")
+            settlement = after_failure(task, attempt, exc, self.name, self.rng)
         finally:
             current_worker.reset(token)
+        self._emit("finish", delivery, label, message_id, settlement.outcome.value)
+        return settlement
 
-    async def _dead_letter(self, delivery: Delivery, reason: str, **details: Any) -> None:
-        headers = wire.dead_letter_headers(reason, worker=self.name, **details)
-        log.warning("%s: dead-lettering %s from %s: %s %s", self.name, delivery.envelope.message_id, delivery.queue,
-                    reason, details.get("detail", ""))
+    def _abandon_thread(self, label: str) -> None:
+        """A sync task overran its limit: its thread cannot be killed, so this process is replaced."""
+        log.error("%s: %s overran its time limit; its thread cannot be stopped, so this worker process "
+                  "finishes its other tasks and is replaced", self.name, label)
+        self.recycle = True
+        if self.state is State.RUNNING:
+            self.stop()
+
+    async def _apply(self, delivery: Delivery, settlement: Settlement, key: tuple[str, int] | None) -> None:
+        """Carry out ``settlement``; if the delivery's channel is gone, keep it for the redelivered copy."""
+        envelope = delivery.envelope
+        if settlement.outcome is not Outcome.ACK:
+            level = logging.INFO if settlement.outcome in (Outcome.RETRY, Outcome.REQUEUE) else logging.WARNING
+            log.log(level, "%s: %s %s from %s: %s", self.name, settlement.outcome.value, envelope.message_id,
+                    delivery.queue, settlement.note)
         try:
-            await self.broker.dead_letter(delivery, headers)
+            if not delivery.alive:
+                raise ChannelClosed("the delivery's channel is gone")
+            if settlement.outcome is Outcome.RETRY:
+                copy = wire.republished(envelope, **settlement.headers)
+                await self.broker.publish(delivery.queue, copy, settlement.delay)
+            elif settlement.outcome is Outcome.REQUEUE:
+                await self.broker.publish(delivery.queue, wire.republished(envelope, **settlement.headers))
+            elif settlement.outcome is Outcome.DEAD:
+                await self.broker.dead_letter(delivery, settlement.headers)
+                return
+            await delivery.ack()
         except BrokerError as exc:
-            # Never drop: hand it back; the queue's delivery limit ends a loop.
-            log.error("%s: could not dead-letter %s (%s); requeueing it", self.name, delivery.envelope.message_id, exc)
-            await delivery.requeue()
+            # The broker has (or will have, when the connection closes) taken the message back.
+            if key is not None:
+                self._orphans.add(key, settlement)
+            log.warning("%s: could not settle %s (%s); the broker will redeliver it and this worker "
+                        "remembers the result for the copy", self.name, envelope.message_id, exc)
 
     def _emit(self, kind: str, delivery: Delivery, label: str, message_id: str, outcome: str = "") -> None:
         if self.observer is not None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from ..config import BROKER_ENV
-from .child import EXIT_CONFIG
+from .child import EXIT_CONFIG, EXIT_RECYCLE
 from .config import WorkerConfig
 
 log = logging.getLogger("fairq.supervisor")
@@ -82,6 +82,11 @@ class Supervisor:
                 log.error("fairq worker: process %d cannot start (see above); stopping all", child.index + 1)
                 exit_code = 1
                 self._on_signal(signal.SIGTERM, None)
+                continue
+            if code == EXIT_RECYCLE:
+                log.info("fairq worker: replacing process %d (pid %d): a task overran its time limit", child.index + 1, pid)
+                self.restarts += 1
+                self._spawn(child.index)
                 continue
             lived = time.monotonic() - child.started
             quick = child.quick_deaths + 1 if lived < QUICK_DEATH_SECONDS else 0

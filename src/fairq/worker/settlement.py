@@ -1,0 +1,77 @@
+"""How a delivery ends: decided once, then applied to the delivery (or to its redelivered copy).
+
+Keeping the decision apart from applying it lets a worker that lost its
+connection mid-task hand the finished result to the copy the broker redelivers,
+instead of running the task a second time.
+"""
+
+from __future__ import annotations
+
+import enum
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import message as wire
+from ..errors import Reject, Retry
+from ..task import Task
+
+
+class Outcome(enum.Enum):
+    ACK = "ok"  #: done
+    RETRY = "retry"  #: publish a copy with attempt + 1 after ``delay``, then ack
+    DEAD = "dead-lettered"  #: copy to QUEUE.dlq with ``headers``, then ack
+    REQUEUE = "requeued"  #: publish a copy at the back of the queue with ``headers`` (classic redelivery count)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    outcome: Outcome
+    headers: dict[str, Any] = field(default_factory=dict)
+    delay: float = 0.0
+    note: str = ""
+
+
+ACK = Settlement(Outcome.ACK)
+
+
+def dead(reason: str, worker: str, **details: Any) -> Settlement:
+    return Settlement(Outcome.DEAD, wire.dead_letter_headers(reason, worker=worker, **details),
+                      note=f"{reason}: {details.get('detail') or details.get('error') or ''}")
+
+
+def after_failure(task: Task[Any, Any] | None, attempt: int, exc: BaseException, worker: str,
+                  rng: Callable[[float, float], float]) -> Settlement:
+    """Retry with backoff while the task has retries left; else dead-letter with the error.
+
+    ``attempt`` is the number of the run that just failed (1 = first run).
+    """
+    if isinstance(exc, Reject):
+        return dead(wire.REASON_REJECTED, worker, error=exc, attempts=attempt)
+    if task is not None and attempt <= task.max_retries:
+        delay = exc.delay if isinstance(exc, Retry) and exc.delay is not None else task.retry_delay(attempt, rng)
+        return Settlement(Outcome.RETRY, {wire.H_ATTEMPT: attempt}, delay=max(0.0, delay),
+                          note=f"retry {attempt}/{task.max_retries} in {delay:.1f} s after {type(exc).__name__}: {exc}")
+    reason = wire.REASON_FAILED if task is not None else wire.REASON_RAW_FAILED
+    return dead(reason, worker, error=exc, attempts=attempt, traceback_text="".join(traceback.format_exception(exc)))
+
+
+class Remembered:
+    """Settlements of deliveries whose channel died before they could be applied, by (message id, attempt).
+
+    Bounded: a redelivered copy comes back within seconds or goes to another worker.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._items: OrderedDict[tuple[str, int], Settlement] = OrderedDict()
+        self._size = size
+
+    def add(self, key: tuple[str, int], settlement: Settlement) -> None:
+        self._items[key] = settlement
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def take(self, key: tuple[str, int]) -> Settlement | None:
+        return self._items.pop(key, None)
