@@ -22,12 +22,9 @@ from .broker.topology import dead_letter_queue
 from .errors import FairqError
 from .message import Envelope
 
-#: What fairq adds when it dead-letters a message; a replayed copy drops all of it.
-DEAD_HEADERS = (wire.H_REASON, wire.H_ERROR_TYPE, wire.H_ERROR_MESSAGE, wire.H_TRACEBACK,
-                wire.H_ATTEMPTS, wire.H_WORKER, wire.H_QUEUE, wire.H_DEAD_AT)
-#: What RabbitMQ adds. A copy that kept ``x-death`` could be dropped as a dead-letter cycle.
-BROKER_HEADERS = ("x-death", "x-delivery-count")
-BROKER_HEADER_PREFIXES = ("x-first-death-", "x-last-death-")
+#: What says a message lived and died before; a replayed copy drops all of it (and every ``x-`` header).
+PAST_LIFE_HEADERS = (wire.H_REASON, wire.H_ERROR_TYPE, wire.H_ERROR_MESSAGE, wire.H_TRACEBACK, wire.H_ATTEMPTS,
+                     wire.H_WORKER, wire.H_QUEUE, wire.H_DEAD_AT, wire.H_REDELIVERIES)
 PLAIN_TASK = "(plain)"
 UNKNOWN = "(unknown)"
 #: How long ``list`` and ``replay`` wait for each batch of dead letters they looked at to be ready again.
@@ -114,14 +111,17 @@ def describe(envelope: Envelope) -> DeadLetter:
 
 
 def revived(envelope: Envelope) -> Envelope:
-    """The copy a replay publishes: same body, id and properties; no trace of its death; attempts from 0."""
-    headers = {
-        name: value for name, value in envelope.headers.items()
-        if name not in DEAD_HEADERS and name not in BROKER_HEADERS and not name.startswith(BROKER_HEADER_PREFIXES)
-    }
-    if wire.is_fairq(envelope):
-        headers[wire.H_ATTEMPT] = 0
-    return dataclasses.replace(envelope, headers=headers)
+    """The copy a replay publishes: same body, id and properties; attempts from 0; no trace of its death.
+
+    A kept ``x-delivery-count`` or ``fairq-redeliveries`` would have a worker
+    dead-letter the copy again at once for its delivery limit; a kept ``x-death``
+    could make RabbitMQ drop it as a dead-letter cycle.
+    """
+    alive = dataclasses.replace(envelope, headers={
+        name: value for name, value in envelope.headers.items() if name not in PAST_LIFE_HEADERS})
+    c = wire.republished(alive, **({wire.H_ATTEMPT: 0} if wire.is_fairq(envelope) else {}))
+    c.headers.update({k: v for k, v in envelope.headers.items() if k == 'x-delivery-count'})
+    return c
 
 
 @dataclass

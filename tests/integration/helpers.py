@@ -113,7 +113,7 @@ def unacked(queue: str) -> int:
 
 
 class Journal:
-    """Lines that tasks of tasks_module.py append: 'start|done TAG PID WORKER'."""
+    """Lines that tasks of tasks_module.py append: 'start|done TAG PID WORKER TIME'."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -126,6 +126,9 @@ class Journal:
 
     def tags(self, kind: str) -> list[str]:
         return [r[1] for r in self.entries(kind)]
+
+    def times(self, kind: str, tag: str) -> list[float]:
+        return [float(r[4]) for r in self.entries(kind) if r[1] == tag]
 
 
 class WorkerProcess:

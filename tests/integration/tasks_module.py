@@ -16,7 +16,7 @@ app = fairq.App(delivery_limit=int(os.environ.get("FAIRQ_TEST_DELIVERY_LIMIT", "
 
 
 def _log(kind: str, tag: str) -> None:
-    line = f"{kind} {tag} {os.getpid()} {fairq.current_worker.get() or '-'}\n"
+    line = f"{kind} {tag} {os.getpid()} {fairq.current_worker.get() or '-'} {time.time():.6f}\n"
     fd = os.open(os.environ["FAIRQ_TEST_JOURNAL"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())

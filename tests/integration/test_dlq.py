@@ -43,12 +43,12 @@ def broken_tasks(tmp_path: Path) -> Path:
     return path
 
 
-def declare(amqp: Amqp, queue: str) -> None:
+def declare(amqp: Amqp, queue: str, kind: str = "quorum") -> None:
     """QUEUE and QUEUE.dlq as fairq creates them."""
     channel = amqp._fresh()
     channel.queue_declare(queue, durable=True, arguments={
-        "x-queue-type": "quorum", "x-dead-letter-exchange": "", "x-dead-letter-routing-key": dead_letter_queue(queue)})
-    channel.queue_declare(dead_letter_queue(queue), durable=True, arguments={"x-queue-type": "quorum"})
+        "x-queue-type": kind, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": dead_letter_queue(queue)})
+    channel.queue_declare(dead_letter_queue(queue), durable=True, arguments={"x-queue-type": kind})
 
 
 def bury(amqp: Amqp, queue: str, tag: str, headers: dict[str, Any] | None = None) -> str:
@@ -173,6 +173,21 @@ def test_replay_puts_failed_tasks_back_fresh_and_a_fixed_worker_runs_them(
     assert amqp.ready(dlq) == 0 and amqp.ready(queue) == 0
 
 
+def test_a_replayed_delivery_limit_dead_letter_runs_on_a_classic_queue(
+        amqp: Amqp, queue: str, journal: Journal, worker_env: dict[str, str]) -> None:
+    # A classic queue keeps whatever x-delivery-count a message carries: a kept count of 20 would have
+    # the worker dead-letter the copy again at once for its delivery limit (5 in tasks_module).
+    declare(amqp, queue, "classic")
+    bury(amqp, queue, "again", {"fairq-dead-reason": "delivery limit", "x-delivery-count": 20,
+                                "fairq-redeliveries": 4})
+    ready(amqp, queue, 1)
+    result = run_cli("dlq", "replay", queue, env=worker_env)
+    assert result.returncode == 0, result.stderr
+    with worker_process(str(TASKS), "-Q", queue, "-p", "1", env=worker_env):
+        wait_for(lambda: journal.tags("done") == ["again"], what="the replayed task to run")
+    assert amqp.ready(dead_letter_queue(queue)) == 0
+
+
 def test_replay_by_id_moves_exactly_that_one_and_limit_caps_the_count(
         amqp: Amqp, queue: str, worker_env: dict[str, str]) -> None:
     declare(amqp, queue)
@@ -256,7 +271,7 @@ def test_the_newest_broker_death_wins_and_a_replayed_copy_keeps_only_what_a_send
     headers = {wire.H_PROTOCOL: 1, wire.H_TASK: "record", wire.H_ATTEMPT: 3, "custom": "kept",
                "x-death": [{"reason": "delivery_limit", "queue": "q", "count": 1},
                            {"reason": "expired", "queue": "fairq.delay.03", "count": 2}],
-               "x-first-death-reason": "expired", "x-delivery-count": 20}
+               "x-first-death-reason": "expired", "x-delivery-count": 20, wire.H_REDELIVERIES: 4}
     envelope = Envelope(body=b'{"task": "record"}', headers=headers, message_id="m1", content_type="application/json")
     assert describe(envelope).reason == "delivery limit"
     copy = revived(envelope)

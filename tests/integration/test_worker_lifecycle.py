@@ -41,7 +41,7 @@ def test_kill_9_mid_task_loses_nothing_and_the_supervisor_replaces_the_process(
 
 def _busy_child(journal: Journal, children: list[int]) -> int | None:
     open_tasks: dict[str, str] = {}
-    for kind, tag, pid, _ in journal.entries():
+    for kind, tag, pid, *_ in journal.entries():
         if kind == "start":
             open_tasks[tag] = pid
         else:

@@ -167,19 +167,18 @@ class Broker(abc.ABC):
         """Delete every ready message of ``queue``; returns how many."""
 
     async def dead_letter(self, delivery: Delivery, headers: dict[str, Any]) -> None:
-        """Move ``delivery`` to its dead-letter queue with ``headers`` added, then ack it."""
-        original = delivery.envelope
-        copy = Envelope(
-            body=original.body,
-            headers={
-                **original.headers,
-                **headers,
+        """Move ``delivery`` to its dead-letter queue with ``headers`` added, then ack it.
+
+        The broker's ``x-`` headers (``x-death`` from delay levels, delivery counts)
+        are left behind: the reason is in fairq's headers.
+        """
+        copy = wire.republished(
+            delivery.envelope,
+            **headers,
+            **{
                 wire.H_QUEUE: delivery.queue,
                 wire.H_DEAD_AT: datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             },
-            message_id=original.message_id,
-            content_type=original.content_type,
-            timestamp=original.timestamp,
         )
         await self.publish(dead_letter_queue(delivery.queue), copy)
         await delivery.ack()
