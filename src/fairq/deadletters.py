@@ -119,9 +119,7 @@ def revived(envelope: Envelope) -> Envelope:
     """
     alive = dataclasses.replace(envelope, headers={
         name: value for name, value in envelope.headers.items() if name not in PAST_LIFE_HEADERS})
-    c = wire.republished(alive, **({wire.H_ATTEMPT: 0} if wire.is_fairq(envelope) else {}))
-    c.headers.update({k: v for k, v in envelope.headers.items() if k == 'x-delivery-count'})
-    return c
+    return wire.republished(alive, **({wire.H_ATTEMPT: 0} if wire.is_fairq(envelope) else {}))
 
 
 @dataclass
