@@ -7,9 +7,16 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+# Shared test tools live in tests/support and are imported as `tests.support...`.
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
 BROKER_URL = os.environ.get("FAIRQ_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 

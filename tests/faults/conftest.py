@@ -16,6 +16,7 @@ stdout teardown").
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -42,7 +43,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture
 def make_private_rabbit(request: pytest.FixtureRequest) -> Iterator[Callable[..., PrivateRabbitNode]]:
     if not rabbitmq_available():
-        pytest.skip("RabbitMQ server scripts not installed (/usr/lib/rabbitmq/bin)")
+        message = "RabbitMQ server scripts not installed (/usr/lib/rabbitmq/bin): sudo apt-get install -y rabbitmq-server"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     nodes: list[PrivateRabbitNode] = []
 
     def factory(

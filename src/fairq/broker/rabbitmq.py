@@ -27,6 +27,8 @@ from .topology import DELAY_DELIVER_EXCHANGE, dead_letter_queue, delay_level
 log = logging.getLogger("fairq.broker")
 
 PERSISTENT = 2
+#: Effectively no limit, but explicit, so RabbitMQ 4's default of 20 does not apply to dead letters.
+DLQ_DELIVERY_LIMIT = 2**30
 
 
 @contextmanager
@@ -200,6 +202,14 @@ class RabbitMQBroker(Broker):
         self._closing = True
         if self._connection is not None and not self._connection.is_closed:
             try:
+                # Acks and rejects are sent without waiting; aiormq drops frames still queued when
+                # the connection closes. Opening a channel is a round trip behind them: once it
+                # answers, they are on the wire.
+                flush = await self._connection.channel(publisher_confirms=False)
+                await flush.close()
+            except Exception as exc:
+                log.debug("flushing before close: %s", _reason(exc))
+            try:
                 await self._connection.close()
             except Exception as exc:  # closing a dead connection is not an error worth raising
                 log.debug("closing connection: %s", _reason(exc))
@@ -246,7 +256,9 @@ class RabbitMQBroker(Broker):
     async def _declare_dlq(self, spec_: QueueSpec) -> None:
         if await self._exists(spec_.name):
             return
-        args = {"x-queue-type": "quorum"} if spec_.kind is QueueKind.QUORUM else None
+        # A dead letter must never be dropped for being looked at: RabbitMQ 4.0+ gives quorum queues
+        # a default delivery limit of 20, and every `fairq dlq list` returns each message once.
+        args = {"x-queue-type": "quorum", "x-delivery-limit": DLQ_DELIVERY_LIMIT} if spec_.kind is QueueKind.QUORUM else None
         channel = await self._channel()
         try:
             with translated(f"declare queue {spec_.name!r}", self.display_url):
