@@ -30,6 +30,7 @@ from .errors import (
     TaskControl,
     TaskNotFound,
     TimeLimitExceeded,
+    TLSRefused,
 )
 from .task import Call, Task
 from .worker.consumer import current_worker
@@ -57,6 +58,7 @@ __all__ = [
     "TaskControl",
     "TaskNotFound",
     "TimeLimitExceeded",
+    "TLSRefused",
     "current_worker",
     "__version__",
 ]

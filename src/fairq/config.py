@@ -21,7 +21,7 @@ DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 TLS_FILES = ("cafile", "certfile", "keyfile")
 TLS_PARAMS = (*TLS_FILES, "capath", "cadata", "no_verify_ssl")
 
-_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@", re.I)
+_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^\s/]*)@", re.I)
 
 
 def broker_url(explicit: str | None = None) -> str:

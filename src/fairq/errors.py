@@ -14,6 +14,7 @@ them at its boundary.
     ├── BrokerError                 anything the broker did or failed to do
     │   ├── ConnectionFailed        cannot reach or log in to the broker
     │   │   └── LoginRefused        the broker refused the credentials (retrying will not help)
+    │   │       └── TLSRefused      the TLS handshake failed: unknown CA, wrong host name, certificate refused
     │   ├── PublishRejected         the broker nacked or could not route a publish
     │   │   └── QueueFull           the queue's max-length refused the publish
     │   └── ChannelClosed           the broker closed our channel (e.g. consumer_timeout)
@@ -72,6 +73,10 @@ class ConnectionFailed(BrokerError):
 
 class LoginRefused(ConnectionFailed):
     """The broker refused the user or password; retrying will not help."""
+
+
+class TLSRefused(LoginRefused):
+    """The TLS handshake failed: unknown CA, wrong host name, or our certificate refused (retrying will not help)."""
 
 
 class PublishRejected(BrokerError):

@@ -50,9 +50,18 @@ async def _amqp_rows(url: str, queues: list[str]) -> list[QueueRow]:
         await broker.close()
 
 
+_LOCAL = {"localhost", "127.0.0.1", "::1"}
+
+
+def _same_host(a: str | None, b: str | None) -> bool:
+    return a == b or (a in _LOCAL and b in _LOCAL)
+
+
 def management_queues(broker_url: str, management_url: str, timeout: float = 2.0) -> list[dict[str, object]] | None:
     """All queues of the broker's vhost from the management API, or None if it does not answer."""
     parts = urlsplit(broker_url)
+    if not _same_host(urlsplit(management_url).hostname, parts.hostname):
+        return None  # never send the broker's credentials to another host
     user, password = unquote(parts.username or "guest"), unquote(parts.password or "guest")
     vhost = unquote(parts.path[1:]) if parts.path not in ("", "/") else "/"
     request = urllib.request.Request(f"{management_url.rstrip('/')}/api/queues/{quote(vhost, safe='')}")

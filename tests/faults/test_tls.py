@@ -137,7 +137,7 @@ def test_send_and_a_worker_run_a_task_over_tls_with_a_client_certificate(tls: Tl
     # TLS 1.3: the client finishes its handshake first and learns of the refusal on its first read; the
     # broker's alert loses the race to the broker's RST about one time in eight (measured), hence "reset".
     ("no client certificate", r"(?i)certificate required|handshake failure|bad certificate|connection reset by peer"),
-    ("wrong CA", r"CERTIFICATE_VERIFY_FAILED\] certificate verify failed"),
+    ("wrong CA", r"certificate verify failed: self-signed certificate in certificate chain"),
     ("wrong host name", r"certificate verify failed: IP address mismatch, certificate is not valid for '127\.0\.0\.2'"),
     ("plain AMQP port", r"WRONG_VERSION_NUMBER"),
     ("nothing listening", r"Connect call failed"),
@@ -155,7 +155,12 @@ def test_tls_failures_are_one_line_naming_the_cause_and_no_password(tls: TlsBrok
     assert result.returncode == 1, result
     assert result.stdout == ""
     lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("fairq: error: send to "), result.stderr
+    # a refused handshake fails at once (TLSRefused); only a broker that is down is waited for
+    # (without a client certificate, TLS 1.3 sometimes shows the refusal only as a reset: an outage, waited for)
+    prefixes = {"nothing listening": ("fairq: error: send to ",),
+                "no client certificate": ("fairq: error: send to ", "fairq: error: connect: TLS with the broker")}
+    prefix = prefixes.get(case, ("fairq: error: connect: TLS with the broker",))
+    assert len(lines) == 1 and lines[0].startswith(prefix), result.stderr
     assert f"amqps://{USER}:***@" in lines[0]
     assert PASSWORD not in result.stderr
     assert re.search(cause, lines[0]), lines[0]

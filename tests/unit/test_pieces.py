@@ -35,8 +35,8 @@ def test_bad_prefetch_values_are_refused(text: str) -> None:
 
 
 def test_passwords_in_urls_are_redacted_everywhere_in_a_text() -> None:
-    text = "at amqp://user:p%40ss@h:5672/v and amqps://u:x@h2/"
-    assert redact(text) == "at amqp://user:***@h:5672/v and amqps://u:***@h2/"
+    text = "at amqp://user:p%40ss@h:5672/v and amqps://u:x@h2/ and amqp://u:p@ss@h3/"
+    assert redact(text) == "at amqp://user:***@h:5672/v and amqps://u:***@h2/ and amqp://u:***@h3/"
 
 
 def test_broker_url_comes_from_the_argument_then_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,5 +71,5 @@ def test_the_public_api_is_pinned() -> None:
     assert sorted(fairq.__all__) == sorted([
         "App", "BrokerError", "Call", "ChannelClosed", "ConfigurationError", "ConnectionFailed", "DecodeError",
         "EncodeError", "FairqError", "LoginRefused", "MessageError", "PublishRejected", "QueueFull", "QueueKind",
-        "Reject", "Retry", "Task", "TaskControl", "TaskNotFound", "TimeLimitExceeded", "current_worker", "__version__"])
+        "Reject", "Retry", "Task", "TaskControl", "TaskNotFound", "TimeLimitExceeded", "TLSRefused", "current_worker", "__version__"])
     assert all(issubclass(getattr(fairq, n), fairq.FairqError) for n in fairq.__all__ if n.endswith(("Error", "Failed")))

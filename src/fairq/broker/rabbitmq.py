@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,7 +19,7 @@ from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp import commands as spec
 
 from ..config import redact
-from ..errors import BrokerError, ChannelClosed, ConnectionFailed, LoginRefused, PublishRejected, QueueFull
+from ..errors import BrokerError, ChannelClosed, ConnectionFailed, LoginRefused, PublishRejected, QueueFull, TLSRefused
 from ..message import Envelope
 from .base import Broker, Consumer, Delivery, DeliveryHandler, QueueKind, QueueSpec, QueueStats
 from . import delays
@@ -49,7 +50,28 @@ def translated(action: str, url: str) -> Iterator[None]:
     except amqp_errors.ChannelInvalidStateError as exc:
         raise ChannelClosed(f"{action}: channel already closed") from None
     except (amqp_errors.AMQPError, ConnectionError, OSError, asyncio.TimeoutError) as exc:
+        tls = _tls_failure(exc)
+        if tls:
+            raise TLSRefused(f"{action}: TLS with the broker at {url} failed: {tls}") from None
         raise ConnectionFailed(f"{action}: cannot reach the broker at {url}: {_reason(exc)}") from None
+
+
+_TLS_REFUSALS = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "HANDSHAKE_FAILURE", "WRONG_VERSION_NUMBER")
+
+
+def _tls_failure(exc: BaseException) -> str | None:
+    """Why the TLS handshake failed, if it did (aiormq re-raises the ssl error as a cause).
+
+    An EOF or reset in the middle of a session stays an outage worth retrying.
+    """
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLError):
+        cause = cause.__cause__
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {cause.verify_message}"
+    if isinstance(cause, ssl.SSLError) and any(r in (cause.reason or "") for r in _TLS_REFUSALS):
+        return str(cause.reason).replace("_", " ").lower()  # TLSV13_ALERT_CERTIFICATE_REQUIRED → readable
+    return None
 
 
 _CODES = {
