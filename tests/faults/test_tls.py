@@ -139,7 +139,7 @@ def test_send_and_a_worker_run_a_task_over_tls_with_a_client_certificate(tls: Tl
     ("no client certificate", r"(?i)certificate required|handshake failure|bad certificate|connection reset by peer"),
     ("wrong CA", r"certificate verify failed: self-signed certificate in certificate chain"),
     ("wrong host name", r"certificate verify failed: IP address mismatch, certificate is not valid for '127\.0\.0\.2'"),
-    ("plain AMQP port", r"WRONG_VERSION_NUMBER"),
+    ("plain AMQP port", r"wrong version number"),
     ("nothing listening", r"Connect call failed"),
 ])
 def test_tls_failures_are_one_line_naming_the_cause_and_no_password(tls: TlsBroker, tmp_path: Path, case: str,
