@@ -98,7 +98,8 @@ class Producer:
                 raise BrokerError(f"send to {spec.name!r} gave up after {timeout:.0f} s: {why}") from None
             pause = backoff.next()
             if loop.time() + pause >= deadline:
-                raise type(failure)(f"send to {spec.name!r} gave up after {timeout:.0f} s: {failure}") from None
+                kind = ConnectionFailed if isinstance(failure, Unconfirmed) else type(failure)
+                raise kind(f"send to {spec.name!r} gave up after {timeout:.0f} s: {failure}") from None
             await asyncio.sleep(pause)
 
     async def _pipeline(self, broker: Broker, queue: str, envelopes: Sequence[Envelope], delay: float,

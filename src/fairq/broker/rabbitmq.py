@@ -41,6 +41,8 @@ def translated(action: str, url: str) -> Iterator[None]:
         raise
     except amqp_errors.PublishError as exc:
         raise PublishRejected(f"{action}: unroutable (no such queue?)") from None
+    except amqp_errors.DeliveryError as exc:  # the broker nacked: reject-publish on a full queue
+        raise QueueFull(f"{action}: refused (nack): the queue is full, or the broker could not store it") from None
     except (amqp_errors.ProbableAuthenticationError, amqp_errors.AuthenticationError) as exc:
         raise LoginRefused(f"{action}: the broker at {url} refused the login (wrong user or password?)") from None
     except amqp_errors.ConnectionNotAllowed as exc:
