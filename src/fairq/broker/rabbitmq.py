@@ -139,30 +139,94 @@ def queue_arguments(spec_: QueueSpec) -> dict[str, Any] | None:
     return args
 
 
-class RabbitDelivery(Delivery):
-    __slots__ = ("envelope", "queue", "redelivered", "delivery_count", "_channel", "_tag")
+class AckBatcher:
+    """The acks of one channel, sent as few frames as possible.
 
-    def __init__(self, queue: str, message: DeliveredMessage) -> None:
+    Every frame is a socket write, and a worker at full speed acks thousands of
+    tasks a second. While other deliveries are still held (a prefetch window
+    deeper than the running tasks), acks wait up to ``DELAY`` seconds or until
+    ``BATCH`` of them are pending, then go as one ``multiple`` ack for every acked
+    tag below the lowest unsettled one, and singly above it. When nothing else is
+    held the broker is waiting for this ack to send more, so it goes at once. An
+    ack is only ever sent for a delivery that was acked (after its task finished).
+    """
+
+    DELAY = 0.002
+    BATCH = 64
+
+    def __init__(self, channel: AbstractChannel) -> None:
+        self.channel = channel
+        self._unsettled: set[int] = set()
+        self._pending: list[int] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def delivered(self, tag: int) -> None:
+        self._unsettled.add(tag)
+
+    def settled(self, tag: int) -> None:
+        """The delivery was settled some other way (rejected)."""
+        self._unsettled.discard(tag)
+
+    def ack(self, tag: int) -> None:
+        if self.channel.is_closed:
+            raise ChannelClosed("ack: channel already closed")
+        self._unsettled.discard(tag)
+        self._pending.append(tag)
+        if not self._unsettled or len(self._pending) >= self.BATCH:
+            self._flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.DELAY, self._flush)
+
+    def flush(self) -> None:
+        """Send pending acks now (before a close)."""
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self._pending = sorted(self._pending), []
+        if self.channel.is_closed or not pending:
+            return
+        floor = min(self._unsettled) if self._unsettled else None
+        below = [t for t in pending if floor is None or t < floor]
+        acks = [(below[-1], True)] if below else []
+        acks += [(t, False) for t in pending[len(below):]]
+        asyncio.ensure_future(self._send(acks))
+
+    async def _send(self, acks: list[tuple[int, bool]]) -> None:
+        try:
+            for tag, multiple in acks:
+                await self.channel.basic_ack(tag, multiple=multiple, wait=False)
+        except Exception as exc:  # the channel died: the broker requeues what it had not seen acked
+            log.warning("acks lost with their channel: %s", _reason(exc))
+
+
+class RabbitDelivery(Delivery):
+    __slots__ = ("envelope", "queue", "redelivered", "delivery_count", "_acks", "_tag")
+
+    def __init__(self, queue: str, message: DeliveredMessage, acks: AckBatcher) -> None:
         self.envelope = to_envelope(message)
         self.queue = queue
         deliver = message.delivery
         self.redelivered = bool(getattr(deliver, "redelivered", False))
         count = self.envelope.headers.get("x-delivery-count")
         self.delivery_count = count if isinstance(count, int) else None
-        self._channel = message.channel
+        self._acks = acks
         self._tag = message.delivery_tag or 0
+        acks.delivered(self._tag)
 
     @property
     def alive(self) -> bool:
-        return not self._channel.is_closed
+        return not self._acks.channel.is_closed
 
     async def ack(self) -> None:
-        with translated("ack", ""):
-            await self._channel.basic_ack(self._tag, wait=False)
+        self._acks.ack(self._tag)
 
     async def requeue(self) -> None:
+        self._acks.settled(self._tag)
         with translated("requeue", ""):
-            await self._channel.basic_reject(self._tag, requeue=True, wait=False)
+            await self._acks.channel.basic_reject(self._tag, requeue=True, wait=False)
 
 
 class RabbitConsumer(Consumer):
@@ -186,6 +250,8 @@ class RabbitMQBroker(Broker):
         self._connection: aiormq.abc.AbstractConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._get_channel: AbstractChannel | None = None
+        self._get_acks: AckBatcher | None = None
+        self._batchers: list[AckBatcher] = []
         self._lost: asyncio.Future[BaseException] | None = None
         self._closing = False
         self._delay_lock: asyncio.Lock | None = None
@@ -225,6 +291,8 @@ class RabbitMQBroker(Broker):
     async def close(self) -> None:
         self._closing = True
         if self._connection is not None and not self._connection.is_closed:
+            for acks in self._batchers:
+                acks.flush()
             try:
                 # Acks and rejects are sent without waiting; aiormq drops frames still queued when
                 # the connection closes. Opening a channel is a round trip behind them: once it
@@ -240,6 +308,7 @@ class RabbitMQBroker(Broker):
         self._connection = None
         self._publish_channel = None
         self._get_channel = None
+        self._batchers.clear()
         self._delay_bound.clear()
 
     def _require(self) -> aiormq.abc.AbstractConnection:
@@ -390,8 +459,11 @@ class RabbitMQBroker(Broker):
 
         channel.on_consumer_cancel_callbacks.add(on_cancel)
 
+        acks = AckBatcher(channel)
+        self._batchers.append(acks)
+
         async def on_message(message: DeliveredMessage) -> None:
-            await handler(RabbitDelivery(queue, message))
+            await handler(RabbitDelivery(queue, message, acks))
 
         with translated(f"consume {queue!r}", self.display_url):
             await channel.basic_qos(prefetch_count=prefetch)
@@ -401,8 +473,11 @@ class RabbitMQBroker(Broker):
     async def get(self, queue: str) -> Delivery | None:
         if self._get_channel is None or self._get_channel.is_closed:
             self._get_channel = await self._channel()
+            self._get_acks = AckBatcher(self._get_channel)
+            self._batchers.append(self._get_acks)
         with translated(f"get from {queue!r}", self.display_url):
             message = await self._get_channel.basic_get(queue, no_ack=False)
         if not isinstance(message.delivery, spec.Basic.GetOk):
             return None
-        return RabbitDelivery(queue, message)
+        assert self._get_acks is not None
+        return RabbitDelivery(queue, message, self._get_acks)
