@@ -1,4 +1,4 @@
-# The two commands of the README: `make demo` and `make test`. Both build .venv themselves.
+# The two commands of the README: `make demo` and `make test`. Both build .venv themselves (so does `make bench`).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -23,10 +23,11 @@ test: venv
 	@scripts/ensure-rabbitmq
 	$(BIN)/python -m pytest
 
+# fairq against Celery and Dramatiq (issue 4), about 20 min; e.g. BENCH_ARGS="--quick --only drain" to iterate.
 bench: venv
 	@$(BIN)/python -m pip install -q -e '.[bench]'
 	@scripts/ensure-rabbitmq
-	$(BIN)/python benchmarks/clients.py
+	$(BIN)/python benchmarks/compare.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache fairq-demo.png

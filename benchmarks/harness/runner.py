@@ -1,0 +1,115 @@
+"""One run: a system's workers on a fresh, uniquely named queue, its sender, its events, its cleanup."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from . import broker
+from .events import Event, EventFile
+from .procs import WorkerExited, Workers
+from .systems import System
+
+BENCH_DIR = Path(__file__).resolve().parent.parent
+SYSTEMS_DIR = BENCH_DIR / "systems"
+
+
+class Refused(RuntimeError):
+    """The system's workers exited before running anything (fairq's CLI refusing a policy, say)."""
+
+
+@dataclass
+class Context:
+    """What every run of one harness invocation shares."""
+
+    url: str
+    tmp: Path
+    quick: bool
+    verbose: bool = True
+    bin_dir: Path = field(default_factory=lambda: Path(sys.executable).parent)
+    #: fairq policies the CLI refused, with its reason: later scenarios skip them.
+    refused: dict[str, str] = field(default_factory=dict)
+
+    def log(self, text: str) -> None:
+        if self.verbose:
+            print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+Task = tuple[int, float]  #: (index, seconds of sleep)
+
+
+class Run:
+    """Use as a context manager: on exit the workers are stopped and the queues deleted."""
+
+    def __init__(self, ctx: Context, scenario: str, system: System) -> None:
+        self.ctx = ctx
+        self.system = system
+        self.id = uuid.uuid4().hex[:8]
+        self.queue = f"bench.sys.{scenario}.{system.slug}.{self.id}"
+        self.dir = ctx.tmp / f"{scenario}-{system.slug}-{self.id}"
+        self.dir.mkdir(parents=True)
+        self.events = EventFile(self.dir / "events")
+        self.workers: Workers | None = None
+        self.env = {**os.environ, "PYTHONPATH": str(SYSTEMS_DIR), "BENCH_BROKER_URL": ctx.url,
+                    "BENCH_QUEUE": self.queue, "BENCH_EVENTS": str(self.events.path), "BENCH_MODE": system.mode,
+                    "FAIRQ_BROKER_URL": ctx.url, "PYTHONUNBUFFERED": "1"}
+
+    def __enter__(self) -> Run:
+        if self.system.family == "raw":
+            broker.declare(self.ctx.url, self.queue, self.system.queue_kind)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self.workers is not None:
+            self.workers.stop()
+        broker.delete_run(self.ctx.url, self.queue)
+
+    def send(self, tasks: Sequence[Task], interval: float = 0.0, warmup: bool = False) -> float:
+        """Send ``tasks`` with the system's own client in a fresh process; returns its timed seconds."""
+        plan = self.dir / "plan.json"
+        plan.write_text(json.dumps({"tasks": list(tasks), "interval": interval, "warmup": warmup}))
+        budget = 120 + len(tasks) / 100 + len(tasks) * interval
+        done = subprocess.run([sys.executable, str(SYSTEMS_DIR / "sender.py"), self.system.sender, str(plan)],
+                              env=self.env, cwd=SYSTEMS_DIR, capture_output=True, text=True, timeout=budget)
+        if done.returncode != 0:
+            tail = " | ".join(done.stderr.strip().splitlines()[-2:])
+            raise RuntimeError(f"sender for {self.system.label} failed: {tail}")
+        return float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+
+    def start(self, processes: int) -> Workers:
+        commands = self.system.worker_commands(processes, self.ctx.bin_dir, SYSTEMS_DIR, self.id)
+        self.workers = Workers(commands, self.env, SYSTEMS_DIR, self.dir / "workers.log")
+        self.workers.start()
+        return self.workers
+
+    def check(self) -> None:
+        """Raise if a worker exited: :class:`Refused` if no task ran yet, else the exit itself."""
+        assert self.workers is not None
+        try:
+            self.workers.check()
+        except WorkerExited as exc:
+            if self.events.count() == 0:
+                raise Refused(exc.tail or f"exit code {exc.code}") from None
+            raise
+
+    def wait_ready(self, processes: int, timeout: float = 60.0) -> None:
+        """Wait until every worker consumes the run's queue."""
+        broker.wait_consumers(self.ctx.url, self.queue, self.system.expected_consumers(processes), timeout, self.check)
+
+    def wait_events(self, expected: int, timeout: float) -> list[Event]:
+        """Wait until ``expected`` tasks have recorded their end; return the events."""
+        deadline = time.monotonic() + timeout
+        while self.events.count() < expected:
+            self.check()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.system.label}: {self.events.count()} of {expected} tasks after {timeout:.0f} s")
+            time.sleep(0.05)
+        return self.events.read()
