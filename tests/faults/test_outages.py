@@ -31,7 +31,8 @@ def test_kill_9_of_a_random_worker_process_ten_times_while_2000_tasks_drain(
     tags = [f"k{i}" for i in range(2000)]
     with worker_process(str(TASKS), "-Q", QUEUE, "-p", "3", env=env_for(private_rabbit, journal), ready=3) as worker:
         app = App(broker=private_rabbit.url)
-        app.send_many("record", [Call((t, 0.02)) for t in tags], queue=QUEUE)
+        # ~27 s of work on 3 processes: long enough for ten kills and their replacements
+        app.send_many("record", [Call((t, 0.04)) for t in tags], queue=QUEUE)
         app.close()
         for _ in range(10):
             children = wait_for(lambda: len(worker.children()) == 3 and worker.children(), what="three processes")

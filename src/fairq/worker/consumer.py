@@ -15,13 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import enum
-import functools
 import logging
 import random
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +31,7 @@ from ..errors import BrokerError, ChannelClosed, DecodeError, LoginRefused, Time
 from ..task import Task
 from .policy import Prefetch
 from .settlement import ACK, Outcome, Remembered, Settlement, after_failure, dead
+from .threads import NotStarted, ThreadRunner
 
 log = logging.getLogger("fairq.worker")
 
@@ -108,12 +107,12 @@ class Worker:
         self.recycle = False
         #: Set once every consumer is registered with the broker (again after each reconnect).
         self.ready = asyncio.Event()
-        self._free = threads
-        self._buffer: deque[Delivery] = deque()
         self._running: set[asyncio.Task[None]] = set()
+        self._runner: ThreadRunner | None = None
+        self._async_free = threads
+        self._async_waiters: deque[asyncio.Future[None]] = deque()
         self._inflight: dict[tuple[str, int], asyncio.Future[Settlement]] = {}
         self._orphans = Remembered()
-        self._pool: ThreadPoolExecutor | None = None
         self._consumers: list[Consumer] = []
         self._wake: asyncio.Event | None = None
 
@@ -138,7 +137,8 @@ class Worker:
     async def run(self) -> None:
         """Consume until stopped, reconnecting after losses. Raises LoginRefused if credentials are wrong."""
         self._wake = asyncio.Event()
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=f"fairq-{self.name}")
+        self._runner = ThreadRunner(self.threads, f"fairq-{self.name}")
+        watchdog = asyncio.ensure_future(self._watch_time_limits()) if self._limits() else None
         backoff = Backoff()
         try:
             while True:
@@ -159,8 +159,11 @@ class Worker:
                 if not await self._pause(pause):
                     return
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            self._runner.reclaim()
+            self._runner.stop()
             await self.broker.close()
-            self._pool.shutdown(wait=self.state is not State.ABORTING and not self.recycle, cancel_futures=True)
 
     async def _open(self) -> None:
         await self.broker.connect()
@@ -202,7 +205,7 @@ class Worker:
         else:
             log.warning("%s: lost the broker: %s", self.name, cause)
         self._consumers.clear()
-        self._buffer.clear()
+        self._give_back_unstarted()  # their deliveries died with the channel: the broker has them again
         await self.broker.close()
         self.broker = connect_url(self.broker_url)
 
@@ -225,7 +228,7 @@ class Worker:
                 await consumer.cancel()
             except BrokerError as exc:
                 log.warning("%s: cancelling consumer: %s", self.name, exc)
-        await self._requeue_buffer()
+        self._give_back_unstarted()
         if self._running and self.state is State.STOPPING:
             log.info("%s: waiting up to %.0f s for %d running task(s)", self.name, self.grace_seconds, len(self._running))
             self._wake.clear()
@@ -237,43 +240,68 @@ class Worker:
         if self._running:
             log.warning("%s: aborting %d unfinished task(s); the broker will redeliver them", self.name, len(self._running))
 
-    async def _requeue_buffer(self) -> None:
-        while self._buffer:
-            delivery = self._buffer.popleft()
-            try:
-                await delivery.requeue()
-            except BrokerError as exc:
-                log.warning("%s: requeue failed (%s); the broker redelivers on close", self.name, exc)
+    def _give_back_unstarted(self) -> None:
+        """Every prefetched task not started yet is settled as not started (its handler requeues or drops it)."""
+        assert self._runner is not None
+        self._runner.reclaim()
+        while self._async_waiters:
+            waiter = self._async_waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(NotStarted())
 
     # -- dispatch ------------------------------------------------------------------------
 
     async def _on_delivery(self, delivery: Delivery) -> None:
         if self.state is not State.RUNNING:
             await delivery.requeue()
-        elif self._free > 0:
-            self._start(delivery)
-        else:
-            self._buffer.append(delivery)
-
-    def _start(self, delivery: Delivery) -> None:
-        self._free -= 1
+            return
+        # Its own task, not aiormq's: aiormq cancels consumer tasks when a channel closes,
+        # and a running task's result must outlive its channel.
         task = asyncio.ensure_future(self._handle(delivery))
         self._running.add(task)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
-        self._free += 1
         if not task.cancelled() and task.exception() is not None:
             log.error("%s: internal error settling a delivery", self.name, exc_info=task.exception())
-        while self._buffer and self.state is State.RUNNING and self._free > 0:
-            delivery = self._buffer.popleft()
-            if delivery.alive:
-                self._start(delivery)
+
+    async def _async_slot(self) -> None:
+        """Wait for one of the ``threads`` slots async tasks share (raises NotStarted if given back)."""
+        if self._async_free > 0:
+            self._async_free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._async_waiters.append(waiter)
+        await waiter
+
+    def _async_release(self) -> None:
+        while self._async_waiters:
+            waiter = self._async_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._async_free += 1
+
+    def _limits(self) -> bool:
+        return any(t.time_limit for t in self.tasks.values())
+
+    async def _watch_time_limits(self) -> None:
+        """Sync tasks cannot be interrupted: a job past its limit is abandoned and this process replaced."""
+        assert self._runner is not None
+        while True:
+            await asyncio.sleep(0.1)
+            now = time.time()
+            for job in list(self._runner.running):
+                limit = getattr(job.fn, "time_limit", None)
+                if limit and now - job.started > limit and not job.future.done():
+                    job.future.set_exception(TimeLimitExceeded(f"{job.fn.label} ran over its time limit of {limit:g} s"))
+                    self._abandon_thread(job.fn.label)
 
     # -- one delivery --------------------------------------------------------------------
 
     async def _handle(self, delivery: Delivery) -> None:
+        current_worker.set(self.name)  # this task's own context; jobs copy it to their thread
         envelope = delivery.envelope
         attempt = envelope.headers.get(wire.H_ATTEMPT, 0)
         key = (envelope.message_id, attempt if isinstance(attempt, int) else 0) if envelope.message_id else None
@@ -295,13 +323,19 @@ class Worker:
             if key is not None:
                 self._inflight.pop(key).cancel()
             raise
+        if settlement is None:  # given back before it started
+            if key is not None:
+                self._inflight.pop(key).cancel()
+            if delivery.alive:
+                await delivery.requeue()
+            return
         if key is not None:
             future.set_result(settlement)
             del self._inflight[key]
         await self._apply(delivery, settlement, key)
 
-    async def _decide(self, delivery: Delivery) -> Settlement:
-        """What to do with this delivery; runs the task if it is one."""
+    async def _decide(self, delivery: Delivery) -> Settlement | None:
+        """What to do with this delivery; runs the task if it is one (None: given back unstarted)."""
         envelope = delivery.envelope
         limit = self._over_delivery_limit(delivery)
         if limit is not None:
@@ -338,32 +372,36 @@ class Worker:
         return None
 
     async def _run(self, delivery: Delivery, label: str, task: Task[Any, Any] | None, fn: Callable[..., Any],
-                   args: Sequence[Any], kwargs: Mapping[str, Any], *, attempt: int) -> Settlement:
+                   args: Sequence[Any], kwargs: Mapping[str, Any], *, attempt: int) -> Settlement | None:
+        """Run the task in a slot; the settlement its outcome calls for (None if given back unstarted)."""
         message_id = delivery.envelope.message_id or ""
-        self._emit("start", delivery, label, message_id)
-        token = current_worker.set(self.name)
         limit = task.time_limit if task is not None else None
         settlement = ACK
         try:
             if asyncio.iscoroutinefunction(fn):
-                await asyncio.wait_for(fn(*args, **kwargs), limit)
-            else:
-                call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-                running = asyncio.get_running_loop().run_in_executor(self._pool, call)
+                await self._async_slot()
                 try:
-                    await asyncio.wait_for(asyncio.shield(running), limit)
-                except asyncio.TimeoutError:
-                    self._abandon_thread(label)
-                    raise
+                    self._emit("start", delivery, label, message_id, time.time())
+                    await asyncio.wait_for(fn(*args, **kwargs), limit)
+                finally:
+                    self._async_release()
+            else:
+                assert self._runner is not None
+                job = self._runner.submit(_Labelled(fn, label, limit), args, kwargs)
+                try:
+                    await job.future
+                finally:
+                    if job.started:
+                        self._emit("start", delivery, label, message_id, job.started)
+        except NotStarted:
+            return None
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a task's SystemExit must not take the worker down either
             if isinstance(exc, asyncio.TimeoutError) and limit is not None:
                 exc = TimeLimitExceeded(f"{label} ran over its time limit of {limit:g} s")
             settlement = after_failure(task, attempt, exc, self.name, self.rng)
-        finally:
-            current_worker.reset(token)
-        self._emit("finish", delivery, label, message_id, settlement.outcome.value)
+        self._emit("finish", delivery, label, message_id, time.time(), settlement.outcome.value)
         return settlement
 
     def _abandon_thread(self, label: str) -> None:
@@ -400,6 +438,20 @@ class Worker:
             log.warning("%s: could not settle %s (%s); the broker will redeliver it and this worker "
                         "remembers the result for the copy", self.name, envelope.message_id, exc)
 
-    def _emit(self, kind: str, delivery: Delivery, label: str, message_id: str, outcome: str = "") -> None:
+    def _emit(self, kind: str, delivery: Delivery, label: str, message_id: str, at: float, outcome: str = "") -> None:
         if self.observer is not None:
-            self.observer(TaskEvent(kind, self.name, delivery.queue, message_id, label, time.time(), outcome))
+            self.observer(TaskEvent(kind, self.name, delivery.queue, message_id, label, at, outcome))
+
+
+class _Labelled:
+    """A sync task function with what the time-limit watchdog needs to know about it."""
+
+    __slots__ = ("fn", "label", "time_limit")
+
+    def __init__(self, fn: Callable[..., Any], label: str, time_limit: float | None) -> None:
+        self.fn = fn
+        self.label = label
+        self.time_limit = time_limit
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)

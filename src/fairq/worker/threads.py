@@ -1,0 +1,118 @@
+"""Where sync tasks run: N threads fed from one queue, reporting back to the event loop in batches.
+
+A thread pool future per task costs the loop a wake-up per task, and the thread
+waits for the loop before it may start the next one. Here the threads take the
+next job as soon as they finish one, and finished jobs reach the loop together:
+one wake-up for however many finished meanwhile. Jobs not yet taken can be
+reclaimed (shutdown, lost connection), so a prefetched task is never started
+after the worker decided to give it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+
+class NotStarted(Exception):
+    """The job was reclaimed before any thread took it."""
+
+
+class Job:
+    __slots__ = ("fn", "args", "kwargs", "context", "future", "started", "ended", "reclaimed")
+
+    def __init__(self, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any],
+                 future: asyncio.Future[Any]) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.context = contextvars.copy_context()
+        self.future = future
+        self.started = 0.0  #: time.time() when a thread took it; 0 while queued
+        self.ended = 0.0
+        self.reclaimed = False
+
+
+class ThreadRunner:
+    """Runs sync callables on ``threads`` daemon threads (daemon: an overrunning task cannot hold the process)."""
+
+    def __init__(self, threads: int, name: str) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._done: deque[tuple[Job, BaseException | None, Any]] = deque()
+        self._wake_lock = threading.Lock()
+        self._wake_pending = False
+        #: Jobs a thread is running now (read by the time-limit watchdog on the loop).
+        self.running: set[Job] = set()
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> Job:
+        job = Job(fn, args, kwargs, self._loop.create_future())
+        self._jobs.put(job)
+        return job
+
+    def reclaim(self) -> int:
+        """Take back every job no thread has started; their futures fail with NotStarted."""
+        count = 0
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return count
+            if job is None:  # a stop marker: keep it for the threads
+                self._jobs.put(None)
+                return count
+            job.reclaimed = True
+            if not job.future.done():
+                job.future.set_exception(NotStarted())
+            count += 1
+
+    def stop(self) -> None:
+        """Let the threads exit once the jobs they have are done (running ones are not interrupted)."""
+        for _ in self._threads:
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            job.started = time.time()
+            self.running.add(job)
+            error: BaseException | None = None
+            result: Any = None
+            try:
+                result = job.context.run(job.fn, *job.args, **job.kwargs)
+            except BaseException as exc:  # handed to the loop, which decides what a failure means
+                error = exc
+            job.ended = time.time()
+            self.running.discard(job)
+            self._done.append((job, error, result))
+            with self._wake_lock:
+                if self._wake_pending:
+                    continue
+                self._wake_pending = True
+            try:
+                self._loop.call_soon_threadsafe(self._deliver)
+            except RuntimeError:  # the loop is closed: the process is going away
+                return
+
+    def _deliver(self) -> None:
+        with self._wake_lock:
+            self._wake_pending = False
+        while self._done:
+            job, error, result = self._done.popleft()
+            if job.future.done():  # abandoned at its time limit, or reclaimed
+                continue
+            if error is not None:
+                job.future.set_exception(error)
+            else:
+                job.future.set_result(result)
