@@ -107,3 +107,28 @@ def test_async_tasks_run_concurrently_in_one_process(broker_url: str, queue: str
     kinds = [row[0] for row in journal.entries()]
     assert kinds == ["start"] * 3 + ["done"] * 3
     assert len({row[2] for row in journal.entries()}) == 1
+
+
+def test_adaptive_prefetch_deepens_for_short_tasks_and_hands_work_back_behind_a_long_one(
+        broker_url: str, amqp: Amqp, queue: str, journal: Journal, worker_env: dict[str, str], tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    with worker_process(str(TASKS), "-Q", queue, "-p", "1", "--prefetch", "adaptive", env=worker_env) as worker:
+        app = App(broker=broker_url)
+        try:
+            app.send_many("record", [Call((f"s{i}", 0.0)) for i in range(3000)], queue=queue)
+            wait_for(lambda: worker.count("adaptive prefetch → ") >= 1, what="the window to deepen")
+            app.send_many("gated", [Call(("long", str(gate)))], queue=queue)
+            app.send_many("record", [Call((f"t{i}", 0.0)) for i in range(300)], queue=queue)
+            wait_for(lambda: "long" in journal.tags("start"), what="the long task to start")
+            # the long task holds the only slot: the deep window goes back to fair and hands the rest back
+            wait_for(lambda: worker.count("adaptive prefetch → 1 ") >= 1, timeout=10, what="the window back to fair")
+            wait_for(lambda: unacked(queue) <= 2 and amqp.ready(queue) > 0, timeout=10,
+                     what="unstarted tasks back in the queue")
+            gate.touch()
+            wait_for(lambda: len(set(journal.tags("done"))) == 3301, timeout=60, what="every task")
+        finally:
+            app.close()
+    windows = [int(line.split("adaptive prefetch → ")[1].split()[0]) for line in worker.lines
+               if "adaptive prefetch → " in line]
+    assert windows[0] > 1 and 1 in windows
+    assert len(journal.tags("done")) == len(set(journal.tags("done")))  # handed back, not run twice

@@ -102,6 +102,14 @@ class Consumer(abc.ABC):
     async def cancel(self) -> None:
         """Stop deliveries. Unacked deliveries stay owned by this consumer until settled."""
 
+    async def retire(self) -> None:
+        """Stop deliveries and release the consumer's resources once its deliveries are settled.
+
+        Used to replace a consumer by one with another prefetch (quorum queues fix
+        a consumer's prefetch when it starts). Losing it is not a lost connection.
+        """
+        await self.cancel()
+
 
 class Broker(abc.ABC):
     """A connection to a message broker, used from one asyncio event loop."""

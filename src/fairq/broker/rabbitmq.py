@@ -159,6 +159,7 @@ class AckBatcher:
         self._unsettled: set[int] = set()
         self._pending: list[int] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._close_when_settled = False
 
     def delivered(self, tag: int) -> None:
         self._unsettled.add(tag)
@@ -166,6 +167,23 @@ class AckBatcher:
     def settled(self, tag: int) -> None:
         """The delivery was settled some other way (rejected)."""
         self._unsettled.discard(tag)
+        self._maybe_close()
+
+    def close_when_settled(self) -> None:
+        """Close the channel once every delivery on it is settled and acked (a retired consumer's)."""
+        self._close_when_settled = True
+        self._maybe_close()
+
+    def _maybe_close(self) -> None:
+        if self._close_when_settled and not self._unsettled and not self._pending and not self.channel.is_closed:
+            self._close_when_settled = False
+            asyncio.ensure_future(self._close())
+
+    async def _close(self) -> None:
+        try:
+            await self.channel.close()
+        except Exception as exc:
+            log.debug("closing a retired channel: %s", _reason(exc))
 
     def ack(self, tag: int) -> None:
         if self.channel.is_closed:
@@ -200,6 +218,8 @@ class AckBatcher:
                 await self.channel.basic_ack(tag, multiple=multiple, wait=False)
         except Exception as exc:  # the channel died: the broker requeues what it had not seen acked
             log.warning("acks lost with their channel: %s", _reason(exc))
+            return
+        self._maybe_close()
 
 
 class RabbitDelivery(Delivery):
@@ -230,9 +250,16 @@ class RabbitDelivery(Delivery):
 
 
 class RabbitConsumer(Consumer):
-    def __init__(self, channel: AbstractChannel, tag: str) -> None:
+    def __init__(self, channel: AbstractChannel, tag: str, acks: AckBatcher, retired: set[AbstractChannel]) -> None:
         self._channel = channel
         self._tag = tag
+        self._acks = acks
+        self._retired = retired
+
+    async def retire(self) -> None:
+        self._retired.add(self._channel)
+        await self.cancel()
+        self._acks.close_when_settled()
 
     async def cancel(self) -> None:
         if self._channel.is_closed:
@@ -252,6 +279,7 @@ class RabbitMQBroker(Broker):
         self._get_channel: AbstractChannel | None = None
         self._get_acks: AckBatcher | None = None
         self._batchers: list[AckBatcher] = []
+        self._retired: set[AbstractChannel] = set()
         self._lost: asyncio.Future[BaseException] | None = None
         self._closing = False
         self._delay_lock: asyncio.Lock | None = None
@@ -268,9 +296,12 @@ class RabbitMQBroker(Broker):
             self._publish_channel = await self._connection.channel(publisher_confirms=True)
         self._watch(self._connection.closing, "connection")
 
-    def _watch(self, closing: asyncio.Future[Any], what: str) -> None:
+    def _watch(self, closing: asyncio.Future[Any], what: str, channel: AbstractChannel | None = None) -> None:
         def on_closed(fut: asyncio.Future[Any]) -> None:
             if self._closing or self._lost is None or self._lost.done():
+                return
+            if channel is not None and channel in self._retired:
+                self._retired.discard(channel)
                 return
             exc = None if fut.cancelled() else fut.exception()
             reason = _reason(exc) if exc else "closed"
@@ -449,7 +480,7 @@ class RabbitMQBroker(Broker):
 
     async def consume(self, queue: str, prefetch: int, handler: DeliveryHandler) -> Consumer:
         channel = await self._channel()
-        self._watch(channel.closing, f"consumer channel of {queue!r}")
+        self._watch(channel.closing, f"consumer channel of {queue!r}", channel)
 
         def on_cancel(frame: Any) -> None:
             # The broker cancelled us (queue deleted; consumer timeout on RabbitMQ 4.3+):
@@ -468,7 +499,7 @@ class RabbitMQBroker(Broker):
         with translated(f"consume {queue!r}", self.display_url):
             await channel.basic_qos(prefetch_count=prefetch)
             ok = await channel.basic_consume(queue, on_message)
-        return RabbitConsumer(channel, ok.consumer_tag)
+        return RabbitConsumer(channel, ok.consumer_tag, acks, self._retired)
 
     async def get(self, queue: str) -> Delivery | None:
         if self._get_channel is None or self._get_channel.is_closed:

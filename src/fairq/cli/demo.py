@@ -50,7 +50,7 @@ def demo(dot_seconds: float, chart_path: str, as_json: bool, broker: str | None)
         return
     console.print("\nwho got what:")
     console.print(render_article(article))
-    console.print("\n[bold]Part 2[/] — long and short tasks mixed: unlimited prefetch (round-robin) vs fair\n")
+    console.print("\n[bold]Part 2[/] — long and short tasks mixed: unlimited prefetch (round-robin), fair, adaptive\n")
     console.print(render_runs(runs))
     fair = next(r for r in runs if r.policy == "fair")
     worst = max(runs, key=lambda r: r.makespan)

@@ -194,7 +194,7 @@ async def run_policy(url: str, policy: str, dot_seconds: float, workers: int = 3
 
 
 async def run_all(url: str, dot_seconds: float, workers: int = 3, quiet: bool = False,
-                  policies: Sequence[str] = ("unlimited", "fair")) -> tuple[ArticleRun, list[PolicyRun]]:
+                  policies: Sequence[str] = ("unlimited", "fair", "adaptive")) -> tuple[ArticleRun, list[PolicyRun]]:
     article = await run_article(url, dot_seconds, quiet=quiet)
     runs = [await run_policy(url, p, dot_seconds, workers) for p in policies]
     return article, runs

@@ -29,6 +29,7 @@ from ..broker import Broker, Consumer, Delivery, QueueSpec, connect_url
 from ..config import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_MESSAGE_BYTES
 from ..errors import BrokerError, ChannelClosed, DecodeError, LoginRefused, TimeLimitExceeded
 from ..task import Task
+from .adaptive import AdaptiveWindow
 from .policy import Prefetch
 from .settlement import ACK, Outcome, Remembered, Settlement, after_failure, dead
 from .threads import NotStarted, ThreadRunner
@@ -111,6 +112,13 @@ class Worker:
         self._runner: ThreadRunner | None = None
         self._async_free = threads
         self._async_waiters: deque[asyncio.Future[None]] = deque()
+        self._async_started: dict[asyncio.Task[Any], float] = {}
+        #: ``--prefetch adaptive``: the window logic, fed with task times and refill gaps.
+        self.adaptive = AdaptiveWindow(threads) if prefetch.policy == "adaptive" else None
+        self._window = prefetch.count(threads)
+        self._held = 0  # deliveries handed to _handle and not yet settled
+        self._credit_at: float | None = None  # when a slot freed credit with nothing in hand
+        self._reconsuming = False
         self._inflight: dict[tuple[str, int], asyncio.Future[Settlement]] = {}
         self._orphans = Remembered()
         self._consumers: list[Consumer] = []
@@ -138,7 +146,7 @@ class Worker:
         """Consume until stopped, reconnecting after losses. Raises LoginRefused if credentials are wrong."""
         self._wake = asyncio.Event()
         self._runner = ThreadRunner(self.threads, f"fairq-{self.name}")
-        watchdog = asyncio.ensure_future(self._watch_time_limits()) if self._limits() else None
+        watchdog = asyncio.ensure_future(self._watch_running()) if self._limits() or self.adaptive else None
         backoff = Backoff()
         try:
             while True:
@@ -169,7 +177,7 @@ class Worker:
         await self.broker.connect()
         for spec in self.queues:
             await self.broker.declare(spec)
-        count = self.prefetch.count(self.threads)
+        count = self._window
         for spec in self.queues:
             self._consumers.append(await self.broker.consume(spec.name, count, self._on_delivery))
         log.info("%s consuming %s (threads=%d, prefetch=%s → %s) from %s", self.name,
@@ -240,14 +248,15 @@ class Worker:
         if self._running:
             log.warning("%s: aborting %d unfinished task(s); the broker will redeliver them", self.name, len(self._running))
 
-    def _give_back_unstarted(self) -> None:
-        """Every prefetched task not started yet is settled as not started (its handler requeues or drops it)."""
+    def _give_back_unstarted(self, republish: bool = False) -> None:
+        """Every prefetched task not started yet is settled as not started (its handler requeues,
+        republishes or, if its channel is gone, drops it)."""
         assert self._runner is not None
-        self._runner.reclaim()
+        self._runner.reclaim(republish)
         while self._async_waiters:
             waiter = self._async_waiters.popleft()
             if not waiter.done():
-                waiter.set_exception(NotStarted())
+                waiter.set_exception(NotStarted(republish))
 
     # -- dispatch ------------------------------------------------------------------------
 
@@ -255,6 +264,11 @@ class Worker:
         if self.state is not State.RUNNING:
             await delivery.requeue()
             return
+        if self.adaptive is not None and self._credit_at is not None:
+            if not self.adaptive.deep:
+                self.adaptive.refilled(time.monotonic() - self._credit_at)
+            self._credit_at = None
+        self._held += 1
         # Its own task, not aiormq's: aiormq cancels consumer tasks when a channel closes,
         # and a running task's result must outlive its channel.
         task = asyncio.ensure_future(self._handle(delivery))
@@ -263,6 +277,10 @@ class Worker:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
+        self._held -= 1
+        # Refill gaps are sampled in a fair window only: there each one is a full broker round trip.
+        if self.adaptive is not None and not self.adaptive.deep and self._credit_at is None and self._starving():
+            self._credit_at = time.monotonic()
         if not task.cancelled() and task.exception() is not None:
             log.error("%s: internal error settling a delivery", self.name, exc_info=task.exception())
 
@@ -283,20 +301,60 @@ class Worker:
                 return
         self._async_free += 1
 
+    def _starving(self) -> bool:
+        """A slot is free, nothing waits to start, and the window has room: the broker owes us a task."""
+        assert self._runner is not None
+        return (self._held < self._window and not self._async_waiters and self._runner.queued == 0
+                and len(self._runner.running) + len(self._async_started) < self.threads)
+
     def _limits(self) -> bool:
         return any(t.time_limit for t in self.tasks.values())
 
-    async def _watch_time_limits(self) -> None:
-        """Sync tasks cannot be interrupted: a job past its limit is abandoned and this process replaced."""
+    async def _watch_running(self) -> None:
+        """Every 0.1 s (0.02 s in a deep window): sync tasks past their time limit are abandoned
+        (a thread cannot be interrupted: this process is then replaced); a long task in a deep
+        adaptive window sends the window back to fair."""
         assert self._runner is not None
         while True:
-            await asyncio.sleep(0.1)
+            deep = self.adaptive is not None and self.adaptive.deep
+            await asyncio.sleep(0.02 if deep else 0.1)
             now = time.time()
             for job in list(self._runner.running):
-                limit = getattr(job.fn, "time_limit", None)
+                limit = job.fn.time_limit
                 if limit and now - job.started > limit and not job.future.done():
                     job.future.set_exception(TimeLimitExceeded(f"{job.fn.label} ran over its time limit of {limit:g} s"))
                     self._abandon_thread(job.fn.label)
+            if self.adaptive is not None and self.adaptive.deep:
+                started = [j.started for j in list(self._runner.running)] + list(self._async_started.values())
+                waiting = self._runner.queued + len(self._async_waiters)
+                if waiting and started and self.adaptive.is_long(now - min(started)):
+                    self._adapt(self.threads)
+
+    def _adapt(self, window: int) -> None:
+        """Replace the consumers by ones with prefetch ``window`` (quorum queues fix it per consumer)."""
+        if self._reconsuming or self.state is not State.RUNNING or window == self._window:
+            return
+        if self.adaptive is not None:
+            self.adaptive.changed(window, time.monotonic())
+        self._reconsuming = True
+        shrinking = window < self._window
+        self._window = window
+        if shrinking:  # unstarted tasks go back to the queue for idle workers, as fresh copies
+            self._give_back_unstarted(republish=True)
+        asyncio.ensure_future(self._reconsume(window))
+
+    async def _reconsume(self, window: int) -> None:
+        try:
+            for index, spec in enumerate(self.queues):
+                old = self._consumers[index]
+                await old.retire()
+                self._consumers[index] = await self.broker.consume(spec.name, window, self._on_delivery)
+            log.info("%s: adaptive prefetch → %d (task %.2g s, refill gap %.2g s)", self.name, window,
+                     self.adaptive.task_seconds if self.adaptive else 0, self.adaptive.gap_seconds if self.adaptive else 0)
+        except BrokerError as exc:
+            log.warning("%s: changing prefetch failed: %s", self.name, exc)  # the session watch reconnects
+        finally:
+            self._reconsuming = False
 
     # -- one delivery --------------------------------------------------------------------
 
@@ -323,10 +381,12 @@ class Worker:
             if key is not None:
                 self._inflight.pop(key).cancel()
             raise
-        if settlement is None:  # given back before it started
+        if isinstance(settlement, NotStarted):  # given back before it started
             if key is not None:
                 self._inflight.pop(key).cancel()
-            if delivery.alive:
+            if delivery.alive and settlement.republish:
+                await self._apply(delivery, Settlement(Outcome.REQUEUE, note=""), None)
+            elif delivery.alive:
                 await delivery.requeue()
             return
         if key is not None:
@@ -334,8 +394,8 @@ class Worker:
             del self._inflight[key]
         await self._apply(delivery, settlement, key)
 
-    async def _decide(self, delivery: Delivery) -> Settlement | None:
-        """What to do with this delivery; runs the task if it is one (None: given back unstarted)."""
+    async def _decide(self, delivery: Delivery) -> Settlement | NotStarted:
+        """What to do with this delivery; runs the task if it is one (NotStarted: given back unstarted)."""
         envelope = delivery.envelope
         limit = self._over_delivery_limit(delivery)
         if limit is not None:
@@ -365,26 +425,32 @@ class Worker:
             count = (previous if isinstance(previous, int) else 0) + 1
             if count < self.delivery_limit:
                 # Classic queues keep no count: put a counted copy at the back of the queue instead.
-                return Settlement(Outcome.REQUEUE, {wire.H_REDELIVERIES: count})
+                return Settlement(Outcome.REQUEUE, {wire.H_REDELIVERIES: count},
+                                  note=f"redelivered ({count} of {self.delivery_limit}): counted copy to the back")
         if count is not None and count >= self.delivery_limit:
             return dead(wire.REASON_DELIVERY_LIMIT, self.name,
                         detail=f"delivered {count + 1} times without being settled (limit {self.delivery_limit})")
         return None
 
     async def _run(self, delivery: Delivery, label: str, task: Task[Any, Any] | None, fn: Callable[..., Any],
-                   args: Sequence[Any], kwargs: Mapping[str, Any], *, attempt: int) -> Settlement | None:
-        """Run the task in a slot; the settlement its outcome calls for (None if given back unstarted)."""
+                   args: Sequence[Any], kwargs: Mapping[str, Any], *, attempt: int) -> Settlement | NotStarted:
+        """Run the task in a slot; the settlement its outcome calls for (NotStarted if given back unstarted)."""
         message_id = delivery.envelope.message_id or ""
         limit = task.time_limit if task is not None else None
         settlement = ACK
         try:
             if asyncio.iscoroutinefunction(fn):
                 await self._async_slot()
+                me = asyncio.current_task()
+                assert me is not None
+                started = self._async_started[me] = time.time()
                 try:
-                    self._emit("start", delivery, label, message_id, time.time())
+                    self._emit("start", delivery, label, message_id, started)
                     await asyncio.wait_for(fn(*args, **kwargs), limit)
                 finally:
+                    del self._async_started[me]
                     self._async_release()
+                    self._measured(time.time() - started)
             else:
                 assert self._runner is not None
                 job = self._runner.submit(_Labelled(fn, label, limit), args, kwargs)
@@ -393,8 +459,9 @@ class Worker:
                 finally:
                     if job.started:
                         self._emit("start", delivery, label, message_id, job.started)
-        except NotStarted:
-            return None
+                        self._measured((job.ended or time.time()) - job.started)
+        except NotStarted as exc:
+            return exc
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a task's SystemExit must not take the worker down either
@@ -403,6 +470,14 @@ class Worker:
             settlement = after_failure(task, attempt, exc, self.name, self.rng)
         self._emit("finish", delivery, label, message_id, time.time(), settlement.outcome.value)
         return settlement
+
+    def _measured(self, seconds: float) -> None:
+        """Feed a task's run time to the adaptive window, and follow it if it asks for a change."""
+        if self.adaptive is not None:
+            self.adaptive.task_finished(seconds)
+            window = None if self._reconsuming else self.adaptive.decide(time.monotonic())
+            if window is not None:
+                self._adapt(window)
 
     def _abandon_thread(self, label: str) -> None:
         """A sync task overran its limit: its thread cannot be killed, so this process is replaced."""
@@ -415,7 +490,7 @@ class Worker:
     async def _apply(self, delivery: Delivery, settlement: Settlement, key: tuple[str, int] | None) -> None:
         """Carry out ``settlement``; if the delivery's channel is gone, keep it for the redelivered copy."""
         envelope = delivery.envelope
-        if settlement.outcome is not Outcome.ACK:
+        if settlement.outcome is not Outcome.ACK and settlement.note:
             level = logging.INFO if settlement.outcome in (Outcome.RETRY, Outcome.REQUEUE) else logging.WARNING
             log.log(level, "%s: %s %s from %s: %s", self.name, settlement.outcome.value, envelope.message_id,
                     delivery.queue, settlement.note)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigurationError
 
-POLICIES = ("fair", "unlimited")
+POLICIES = ("fair", "unlimited", "adaptive")
 
 
 @dataclass(frozen=True)
@@ -21,19 +21,20 @@ class Prefetch:
         value = text.strip().lower()
         if value in POLICIES:
             return cls(value)
-        if value == "adaptive":
-            raise ConfigurationError("--prefetch adaptive is not available yet; use fair, unlimited or a number")
         try:
             n = int(value)
         except ValueError:
-            raise ConfigurationError(f"--prefetch must be fair, unlimited or a number >= 1, got {text!r}") from None
+            raise ConfigurationError(f"--prefetch must be fair, adaptive, unlimited or a number >= 1, got {text!r}") from None
         if n < 1:
             raise ConfigurationError(f"--prefetch N must be >= 1 (use 'unlimited' for no cap), got {n}")
         return cls("fixed", n)
 
     def count(self, slots: int) -> int:
-        """The AMQP prefetch count for a consumer of a process with ``slots`` task slots (0 = no cap)."""
-        if self.policy == "fair":
+        """The AMQP prefetch count for a consumer of a process with ``slots`` task slots (0 = no cap).
+
+        ``adaptive`` starts fair; the worker deepens it when tasks turn out short.
+        """
+        if self.policy in ("fair", "adaptive"):
             return slots
         if self.policy == "unlimited":
             return 0

@@ -21,7 +21,15 @@ from typing import Any
 
 
 class NotStarted(Exception):
-    """The job was reclaimed before any thread took it."""
+    """The job was reclaimed before any thread took it.
+
+    ``republish``: hand it back as a fresh copy at the back of the queue (a
+    rebalance, which must not count as a failed delivery) rather than requeue it.
+    """
+
+    def __init__(self, republish: bool = False) -> None:
+        super().__init__("not started")
+        self.republish = republish
 
 
 class Job:
@@ -59,7 +67,12 @@ class ThreadRunner:
         self._jobs.put(job)
         return job
 
-    def reclaim(self) -> int:
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for a thread (approximate: threads may be taking one right now)."""
+        return self._jobs.qsize()
+
+    def reclaim(self, republish: bool = False) -> int:
         """Take back every job no thread has started; their futures fail with NotStarted."""
         count = 0
         while True:
@@ -72,7 +85,7 @@ class ThreadRunner:
                 return count
             job.reclaimed = True
             if not job.future.done():
-                job.future.set_exception(NotStarted())
+                job.future.set_exception(NotStarted(republish))
             count += 1
 
     def stop(self) -> None:

@@ -1,0 +1,67 @@
+"""The adaptive window's arithmetic, fed with made-up measurements."""
+
+from __future__ import annotations
+
+from fairq.worker.adaptive import MIN_INTERVAL, MIN_SAMPLES, AdaptiveWindow
+
+
+def measured(slots: int, task: float, gap: float) -> AdaptiveWindow:
+    w = AdaptiveWindow(slots)
+    for _ in range(MIN_SAMPLES):
+        w.refilled(gap)
+        w.task_finished(task)
+    return w
+
+
+def test_it_starts_fair_and_stays_fair_without_enough_measurements() -> None:
+    w = AdaptiveWindow(2)
+    assert w.window == 2 and not w.deep
+    w.task_finished(0.0001)
+    w.refilled(0.002)
+    assert w.decide(now=10.0) is None
+
+
+def test_long_tasks_keep_one_task_per_slot() -> None:
+    assert measured(3, task=0.5, gap=0.002).decide(now=10.0) is None
+
+
+def test_short_tasks_deepen_the_window_to_cover_the_round_trip() -> None:
+    w = measured(2, task=0.0005, gap=0.002)
+    assert w.decide(now=10.0) == 2 * (1 + 16)  # 4 × gap / task tasks per slot, on top of the slot's own
+
+
+def test_the_depth_is_capped() -> None:
+    assert measured(1, task=1e-7, gap=0.002).decide(now=10.0) == 257
+
+
+def test_changes_wait_for_the_interval_and_never_shrink_a_deep_window() -> None:
+    w = measured(1, task=0.0005, gap=0.002)
+    target = w.decide(now=10.0)
+    assert target is not None
+    w.changed(target, now=10.0)
+    for _ in range(20):
+        w.task_finished(0.00005)  # shorter still: the target grows past 2 × the window
+    assert w.decide(now=10.0 + MIN_INTERVAL / 2) is None
+    bigger = w.decide(now=10.0 + MIN_INTERVAL)
+    assert bigger is not None and bigger >= 2 * target
+    w.changed(bigger, now=11.0)
+    for _ in range(5):
+        w.task_finished(0.0003)  # a bit slower: still deep, a smaller deep window would gain nothing
+    assert w.decide(now=20.0) is None
+
+
+def test_tasks_turning_long_send_it_back_to_fair() -> None:
+    w = measured(1, task=0.0001, gap=0.002)
+    w.changed(w.decide(now=10.0) or 0, now=10.0)
+    assert w.deep
+    assert w.is_long(0.5) and not w.is_long(0.001)
+    for _ in range(20):
+        w.task_finished(0.3)
+    assert w.decide(now=20.0) == 1
+    w.changed(1, now=20.0)
+    assert not w.is_long(5.0)  # in a fair window nothing waits behind a long task
+
+
+def test_gaps_from_an_empty_queue_are_clipped() -> None:
+    w = measured(1, task=0.001, gap=5.0)  # idle periods, not round trips
+    assert w.gap_seconds is not None and w.gap_seconds <= 0.05
