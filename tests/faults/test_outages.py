@@ -116,3 +116,19 @@ def test_broker_restart_three_times_while_5000_tasks_are_sent_and_consumed(
                    len(confirmed), completed, lost, duplicates,
                    f"{len(failed)} unconfirmed by the producer (not promised)"))
     assert lost == 0 and not failed
+
+
+def test_a_worker_started_before_its_broker_waits_for_it_then_consumes(
+        make_private_rabbit: Callable[..., PrivateRabbitNode], tmp_path: Path) -> None:
+    node = make_private_rabbit(start=False)
+    journal = Journal(tmp_path / "journal")
+    with worker_process(str(TASKS), "-Q", QUEUE, "-p", "1", env=env_for(node, journal), ready=None) as worker:
+        wait_for(lambda: worker.count("reconnecting to") >= 2, timeout=30, what="the worker retrying")
+        assert worker.process.poll() is None and worker.count(" consuming ") == 0
+        node.start()
+        wait_for(lambda: worker.count(" consuming ") == 1, timeout=60, what="the worker consuming")
+        app = App(broker=node.url)
+        app.send("record", ["first"], queue=QUEUE)
+        app.close()
+        wait_for(lambda: journal.tags("done") == ["first"], what="the task")
+    assert "guest:guest" not in worker.output()
