@@ -84,7 +84,7 @@ class App:
         time_limit: float | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
-    def task(
+    def task(  # type: ignore[misc]  # mypy cannot match ParamSpec overloads to one implementation
         self,
         fn: Callable[..., Any] | None = None,
         /,

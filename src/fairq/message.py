@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -110,7 +111,7 @@ def check_json_value(value: Any, where: str = "argument") -> None:
 
 def encode_task(
     task: str,
-    args: tuple[Any, ...] | list[Any],
+    args: Sequence[Any],
     kwargs: dict[str, Any],
     *,
     max_bytes: int,

@@ -17,6 +17,7 @@ import aiormq
 import aiormq.exceptions as amqp_errors
 from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp import commands as spec
+from pamqp.common import FieldValue
 
 from ..config import redact
 from ..errors import BrokerError, ChannelClosed, ConnectionFailed, LoginRefused, PublishRejected, QueueFull, TLSRefused
@@ -119,11 +120,11 @@ def to_envelope(message: DeliveredMessage) -> Envelope:
     )
 
 
-def queue_arguments(spec_: QueueSpec) -> dict[str, Any] | None:
+def queue_arguments(spec_: QueueSpec) -> dict[str, FieldValue] | None:
     """The ``x-`` arguments fairq declares a new queue with."""
     if spec_.kind is QueueKind.PLAIN:
         return None
-    args: dict[str, Any] = {
+    args: dict[str, FieldValue] = {
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": dead_letter_queue(spec_.name),
     }
@@ -382,7 +383,8 @@ class RabbitMQBroker(Broker):
             return
         # A dead letter must never be dropped for being looked at: RabbitMQ 4.0+ gives quorum queues
         # a default delivery limit of 20, and every `fairq dlq list` returns each message once.
-        args = {"x-queue-type": "quorum", "x-delivery-limit": DLQ_DELIVERY_LIMIT} if spec_.kind is QueueKind.QUORUM else None
+        args: dict[str, FieldValue] | None = (
+            {"x-queue-type": "quorum", "x-delivery-limit": DLQ_DELIVERY_LIMIT} if spec_.kind is QueueKind.QUORUM else None)
         channel = await self._channel()
         try:
             with translated(f"declare queue {spec_.name!r}", self.display_url):
@@ -499,7 +501,7 @@ class RabbitMQBroker(Broker):
         with translated(f"consume {queue!r}", self.display_url):
             await channel.basic_qos(prefetch_count=prefetch)
             ok = await channel.basic_consume(queue, on_message)
-        return RabbitConsumer(channel, ok.consumer_tag, acks, self._retired)
+        return RabbitConsumer(channel, ok.consumer_tag or "", acks, self._retired)
 
     async def get(self, queue: str) -> Delivery | None:
         if self._get_channel is None or self._get_channel.is_closed:

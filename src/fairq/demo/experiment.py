@@ -138,7 +138,7 @@ async def _run_workers(url: str, spec: QueueSpec, names: Sequence[str], prefetch
     return [spans[env.message_id or ""] for _, env in messages]
 
 
-async def _first_of(awaitable: Any, runs: list[asyncio.Future[None]]) -> None:
+async def _first_of(awaitable: Any, runs: Sequence[asyncio.Future[None]]) -> None:
     """Await ``awaitable``, but raise at once if a worker's run ends early (it failed)."""
     waiter = asyncio.ensure_future(awaitable)
     done, _ = await asyncio.wait([waiter, *runs], return_when=asyncio.FIRST_COMPLETED)

@@ -320,10 +320,12 @@ class Worker:
             await asyncio.sleep(0.02 if deep else 0.1)
             now = time.time()
             for job in list(self._runner.running):
-                limit = job.fn.time_limit
+                fn = job.fn
+                limit = fn.time_limit if isinstance(fn, _Labelled) else None
                 if limit and now - job.started > limit and not job.future.done():
-                    job.future.set_exception(TimeLimitExceeded(f"{job.fn.label} ran over its time limit of {limit:g} s"))
-                    self._abandon_thread(job.fn.label)
+                    assert isinstance(fn, _Labelled)
+                    job.future.set_exception(TimeLimitExceeded(f"{fn.label} ran over its time limit of {limit:g} s"))
+                    self._abandon_thread(fn.label)
             if self.adaptive is not None and self.adaptive.deep:
                 started = [j.started for j in list(self._runner.running)] + list(self._async_started.values())
                 waiting = self._runner.queued + len(self._async_waiters)
@@ -364,35 +366,44 @@ class Worker:
         attempt = envelope.headers.get(wire.H_ATTEMPT, 0)
         key = (envelope.message_id, attempt if isinstance(attempt, int) else 0) if envelope.message_id else None
         if key is not None:
-            earlier = self._inflight.get(key)
-            remembered = self._orphans.take(key) if earlier is None else None
-            if earlier is not None or remembered is not None:
-                # The broker redelivered a message this worker is running or has finished: use that result.
-                settlement = remembered or await asyncio.shield(earlier)  # type: ignore[arg-type]
+            known = await self._known_result(key)
+            if known is not None:
                 log.info("%s: %s came back while already handled here; applying its result (%s)",
-                         self.name, envelope.message_id, settlement.outcome.value)
-                await self._apply(delivery, settlement, key)
+                         self.name, envelope.message_id, known.outcome.value)
+                await self._apply(delivery, known, key)
                 return
             future: asyncio.Future[Settlement] = asyncio.get_running_loop().create_future()
             self._inflight[key] = future
         try:
-            settlement = await self._decide(delivery)
+            outcome = await self._decide(delivery)
         except BaseException:
             if key is not None:
                 self._inflight.pop(key).cancel()
             raise
-        if isinstance(settlement, NotStarted):  # given back before it started
+        if isinstance(outcome, NotStarted):  # given back before it started
             if key is not None:
                 self._inflight.pop(key).cancel()
-            if delivery.alive and settlement.republish:
-                await self._apply(delivery, Settlement(Outcome.REQUEUE, note=""), None)
+            if delivery.alive and outcome.republish:
+                await self._apply(delivery, Settlement(Outcome.REQUEUE), None)
             elif delivery.alive:
                 await delivery.requeue()
             return
         if key is not None:
-            future.set_result(settlement)
+            future.set_result(outcome)
             del self._inflight[key]
-        await self._apply(delivery, settlement, key)
+        await self._apply(delivery, outcome, key)
+
+    async def _known_result(self, key: tuple[str, int]) -> Settlement | None:
+        """The result of a run of this very message here (running now, or finished on a dead channel)."""
+        earlier = self._inflight.get(key)
+        if earlier is None:
+            return self._orphans.take(key)
+        try:
+            return await asyncio.shield(earlier)
+        except asyncio.CancelledError:
+            if earlier.cancelled():  # the earlier one was given back unstarted: run this copy
+                return None
+            raise
 
     async def _decide(self, delivery: Delivery) -> Settlement | NotStarted:
         """What to do with this delivery; runs the task if it is one (NotStarted: given back unstarted)."""
