@@ -476,6 +476,7 @@ class RabbitMQBroker(Broker):
                 routing_key=key,
                 properties=to_properties(envelope),
                 mandatory=True,
+                wait=False,  # no need to wait for the socket write: the confirm is awaited anyway
             )
         if not isinstance(confirm, spec.Basic.Ack):
             raise QueueFull(f"queue {queue!r} refused the message (nack): it is full, or the broker could not store it")
