@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from .broker import connect_url
 from .config import DEFAULT_QUEUE
-from .broker.topology import dead_letter_queue, is_dead_letter_queue
+from .broker.topology import dead_letter_queue, is_dead_letter_queue, is_internal
 
 DEFAULT_MANAGEMENT_URL = "http://localhost:15672"
 
@@ -84,7 +84,7 @@ def collect(broker_url: str, queues: list[str], management_url: str | None = DEF
     if listed is None:
         return asyncio.run(_amqp_rows(broker_url, queues or [DEFAULT_QUEUE])), False
     by_name = {str(q.get("name")): q for q in listed}
-    names = queues or [n for n in sorted(by_name) if not is_dead_letter_queue(n)]
+    names = queues or [n for n in sorted(by_name) if not is_dead_letter_queue(n) and not is_internal(n)]
     rows = []
     for name in names:
         q = by_name.get(name)
