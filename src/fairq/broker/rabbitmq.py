@@ -11,7 +11,7 @@ import logging
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import aiormq
 import aiormq.exceptions as amqp_errors
@@ -469,8 +469,9 @@ class RabbitMQBroker(Broker):
         if delay > 0:
             await self._ensure_delays(queue)
             exchange, key = delay_level(delays.LEVELS - 1), delays.routing_key(delay, queue)
+        channel = cast(aiormq.Channel, self._publish_channel)  # the concrete channel takes `wait`
         with translated(f"publish to {queue!r}", self.display_url):
-            confirm = await self._publish_channel.basic_publish(
+            confirm = await channel.basic_publish(
                 envelope.body,
                 exchange=exchange,
                 routing_key=key,
