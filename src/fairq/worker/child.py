@@ -17,17 +17,11 @@ from ..broker import QueueKind, QueueSpec
 from ..config import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_MESSAGE_BYTES, broker_url
 from ..errors import BrokerError, FairqError, LoginRefused
 from ..logs import configure_logging
-from .config import WorkerConfig
+from .config import EXIT_BROKER_LOST, EXIT_CONFIG, EXIT_OK, EXIT_RECYCLE, READY_FD_ENV, WorkerConfig
 from .consumer import State, Worker
 from .loader import load_app, load_callable
 from .policy import Prefetch
 
-#: Exit codes a child reports to its supervisor.
-EXIT_OK = 0
-EXIT_CONFIG = 2
-EXIT_BROKER_LOST = 3
-#: A sync task overran its time limit; its thread cannot be stopped, so the process asks to be replaced.
-EXIT_RECYCLE = 4
 
 
 def build_worker(config: WorkerConfig, index: int) -> Worker:
@@ -58,7 +52,24 @@ def build_worker(config: WorkerConfig, index: int) -> Worker:
 async def serve(worker: Worker) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, worker.stop)
-    await worker.run()
+    told = asyncio.ensure_future(tell_supervisor_when_ready(worker))
+    try:
+        await worker.run()
+    finally:
+        told.cancel()
+
+
+async def tell_supervisor_when_ready(worker: Worker) -> None:
+    """One byte on the supervisor's pipe once consuming: this process is not a failed start."""
+    fd = os.environ.get(READY_FD_ENV)
+    if not fd:
+        return
+    await worker.ready.wait()
+    try:
+        os.write(int(fd), b"r")
+        os.close(int(fd))
+    except OSError:
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:

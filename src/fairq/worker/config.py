@@ -7,6 +7,15 @@ import socket
 from dataclasses import asdict, dataclass, field
 
 
+#: Environment variable naming the pipe a child writes one byte to once it consumes.
+READY_FD_ENV = "FAIRQ_READY_FD"
+#: Exit codes a child reports to its supervisor.
+EXIT_OK = 0
+EXIT_CONFIG = 2  # cannot start: bad module, wrong password; restarting will not help
+EXIT_BROKER_LOST = 3
+EXIT_RECYCLE = 4  # a sync task overran its time limit; its thread cannot be stopped: replace me
+
+
 @dataclass(frozen=True)
 class WorkerConfig:
     """Everything a worker process needs except the broker URL (passed in the environment, never argv)."""

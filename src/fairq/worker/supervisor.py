@@ -1,8 +1,9 @@
 """The ``fairq worker`` parent: starts N worker processes and keeps N alive.
 
-A child that dies (kill -9, segfault, lost broker) is replaced; its unacked
-tasks are already back in the queue. Children that crash right after start are
-restarted with growing delays, so a broken module does not spin the CPU.
+A child that dies (kill -9, segfault, lost broker) is replaced at once; its
+unacked tasks are already back in the queue. A child that dies before it ever
+consumed (it tells the supervisor through a pipe) is restarted with growing
+delays, so a broken module or an unreachable dependency does not spin the CPU.
 SIGTERM/SIGINT: forwarded once to every child as SIGTERM (graceful); a second
 signal is forwarded again, which makes the children abort.
 """
@@ -19,13 +20,10 @@ from dataclasses import dataclass
 from types import FrameType
 
 from ..config import BROKER_ENV
-from .child import EXIT_CONFIG, EXIT_RECYCLE
-from .config import WorkerConfig
+from .config import EXIT_CONFIG, EXIT_RECYCLE, READY_FD_ENV, WorkerConfig
 
 log = logging.getLogger("fairq.supervisor")
 
-#: A child that lived shorter than this counts as crash-looping.
-QUICK_DEATH_SECONDS = 5.0
 MAX_RESTART_DELAY = 30.0
 
 
@@ -33,8 +31,17 @@ MAX_RESTART_DELAY = 30.0
 class Child:
     index: int
     process: subprocess.Popen[bytes]
-    started: float
-    quick_deaths: int = 0
+    ready_fd: int
+    failed_starts: int = 0
+
+    def became_ready(self) -> bool:
+        """Did it ever consume? (Reads its pipe once, then closes it.)"""
+        try:
+            return bool(os.read(self.ready_fd, 1))
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(self.ready_fd)
 
 
 class Supervisor:
@@ -45,11 +52,16 @@ class Supervisor:
         self.signals = 0
         self.restarts = 0
 
-    def _spawn(self, index: int, quick_deaths: int = 0) -> None:
-        env = {**os.environ, BROKER_ENV: self.broker_url}
+    def _spawn(self, index: int, failed_starts: int = 0) -> None:
+        ready_r, ready_w = os.pipe()
+        os.set_blocking(ready_r, False)
+        env = {**os.environ, BROKER_ENV: self.broker_url, READY_FD_ENV: str(ready_w)}
         cmd = [sys.executable, "-m", "fairq.worker.child", self.config.to_json(), str(index)]
-        process = subprocess.Popen(cmd, env=env)
-        self.children[process.pid] = Child(index, process, time.monotonic(), quick_deaths)
+        try:
+            process = subprocess.Popen(cmd, env=env, pass_fds=(ready_w,))
+        finally:
+            os.close(ready_w)
+        self.children[process.pid] = Child(index, process, ready_r, failed_starts)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.signals += 1
@@ -76,6 +88,7 @@ class Supervisor:
                 continue
             code = os.waitstatus_to_exitcode(status)
             child.process.returncode = code
+            ready = child.became_ready()
             if self.signals:
                 continue
             if code == EXIT_CONFIG:
@@ -88,9 +101,8 @@ class Supervisor:
                 self.restarts += 1
                 self._spawn(child.index)
                 continue
-            lived = time.monotonic() - child.started
-            quick = child.quick_deaths + 1 if lived < QUICK_DEATH_SECONDS else 0
-            delay = min(MAX_RESTART_DELAY, 0.5 * 2 ** (quick - 1)) if quick else 0.0
+            failed = 0 if ready else child.failed_starts + 1
+            delay = min(MAX_RESTART_DELAY, 0.5 * 2 ** (failed - 1)) if failed else 0.0
             how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
             log.warning("fairq worker: process %d (pid %d) died with %s; restarting%s", child.index + 1, pid, how,
                         f" in {delay:.1f} s" if delay else "")
@@ -98,5 +110,5 @@ class Supervisor:
                 time.sleep(delay)
             if not self.signals:
                 self.restarts += 1
-                self._spawn(child.index, quick)
+                self._spawn(child.index, failed)
         return exit_code
