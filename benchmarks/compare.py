@@ -34,6 +34,7 @@ from harness.table import Table
 SCENARIOS = ("enqueue", "drain", "latency", "w1", "w2", "mixed", "memory")
 DEFAULT_POLICIES = "1,10,100,1000,fair,adaptive"
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("fairq", "aiormq", "pika", "celery", "kombu", "amqp", "billiard", "dramatiq")
 
 
@@ -45,11 +46,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--prefetch", default=DEFAULT_POLICIES, metavar="POLICY[,...]",
                         help="fairq --prefetch policies to run; one the CLI refuses is noted and skipped "
                              f"(default {DEFAULT_POLICIES})")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of enqueue, drain, latency (median)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of enqueue, drain, latency (median)")
     parser.add_argument("--memory-prefetch", default="100", help="fairq policy of the memory scenario")
     parser.add_argument("--broker", default=os.environ.get("BENCH_BROKER_URL", DEFAULT_URL),
                         help="RabbitMQ URL (default $BENCH_BROKER_URL or the local guest broker)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    parser.add_argument("--worktree", action="store_true",
+                        help="run fairq from the working tree (uncommitted edits included) instead of a snapshot of HEAD")
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in only if s not in SCENARIOS]
@@ -60,17 +63,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def meta(args: argparse.Namespace, started: float) -> dict[str, Any]:
-    def git(*cmd: str) -> str:
-        return subprocess.run(["git", *cmd], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
+def git(*cmd: str) -> str:
+    return subprocess.run(["git", *cmd], capture_output=True, text=True, check=True,
+                          cwd=ROOT).stdout.strip()
 
+
+def fairq_revision() -> str:
+    """The last commit that changed src/, flagged when src/ has uncommitted changes (the install is editable)."""
+    return git("log", "-1", "--format=%h", "--", "src") + (" (src/ modified)" if git("status", "--porcelain", "src") else "")
+
+
+def snapshot_fairq(into: Path) -> tuple[Path, str]:
+    """Extract src/fairq of the commit HEAD names now into ``into``; returns (import path, commit).
+
+    Workers and senders import fairq from there, so commits or edits made while the
+    benchmark runs do not mix two versions of fairq in one table."""
+    commit = git("rev-parse", "HEAD")
+    archive = subprocess.run(["git", "archive", commit, "src/fairq"], capture_output=True, check=True,
+                             cwd=ROOT).stdout
+    into.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "src", commit[:7]
+
+
+def meta(args: argparse.Namespace, started: float) -> dict[str, Any]:
     return {
         "command": " ".join(shlex.quote(a) for a in [_relative(sys.executable), _relative(sys.argv[0]), *sys.argv[1:]]),
         "started_utc": datetime.fromtimestamp(started, timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         "quick": args.quick,
         "scenarios": args.scenarios,
         "fairq_policies": args.policies,
-        "git": git("rev-parse", "--short", "HEAD") + (" (src/ modified)" if git("status", "--porcelain", "src") else ""),
+        "git": fairq_revision() if args.worktree else "",
         "machine": f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "rabbitmq": broker.server_version(args.broker),
@@ -81,8 +104,7 @@ def meta(args: argparse.Namespace, started: float) -> dict[str, Any]:
 def _relative(path: str) -> str:
     """``path`` relative to the repository root when it lies inside it (the venv's python is not resolved)."""
     absolute = Path(os.path.abspath(path))
-    root = Path(__file__).resolve().parent.parent
-    return str(absolute.relative_to(root)) if absolute.is_relative_to(root) else path
+    return str(absolute.relative_to(ROOT)) if absolute.is_relative_to(ROOT) else path
 
 
 def load() -> str:
@@ -96,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     info["load_before"] = load()
     tmp = Path(tempfile.mkdtemp(prefix="fairq-bench-"))
     ctx = Context(url=args.broker, tmp=tmp, quick=args.quick)
+    if not args.worktree:
+        ctx.fairq_path, commit = snapshot_fairq(tmp / "fairq-snapshot")
+        info["git"] = f"{commit} (snapshot of HEAD's src/fairq)"
     celery_exchanges_before = broker.existing_exchanges(args.broker, broker.CELERY_SHARED_EXCHANGES)
     rounds = 1 if args.quick else args.rounds
     runs: dict[str, Callable[[], Table]] = {
@@ -111,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for key in args.scenarios:
             began = time.monotonic()
-            table = runs[key]()
+            try:
+                table = runs[key]()
+            except Exception as exc:  # noqa: BLE001 - keep the other scenarios' results
+                ctx.log(f"{key}: failed: {type(exc).__name__}: {exc}")
+                table = Table(key, f"{key}: failed", f"The scenario failed: {type(exc).__name__}: {exc}", [])
             table.seconds = time.monotonic() - began
             tables.append(table)
             ctx.log(f"{key}: done in {table.seconds:.0f} s")
@@ -120,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         broker.delete_unused_exchanges(args.broker, created)
         shutil.rmtree(tmp, ignore_errors=True)
     info["load_after"] = load()
+    if args.worktree and (revision := fairq_revision()) != info["git"]:
+        info["git_at_end"] = revision  # fairq changed under the run: its rows may mix two versions
     info["wall_seconds"] = round(time.time() - started, 1)
     if ctx.refused:
         info["refused_policies"] = ctx.refused

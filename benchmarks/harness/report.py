@@ -26,6 +26,8 @@ def write_markdown(path: Path, meta: dict[str, Any], tables: list[Table]) -> Non
              f"- Command: `{meta['command']}`",
              f"- Started {meta['started_utc']} UTC, took {meta['wall_seconds'] / 60:.1f} min; "
              f"load average {meta['load_before']} before, {meta['load_after']} after",
+             f"- fairq at {meta['git']}" + (f", **{meta['git_at_end']} at the end: fairq changed during the run**"
+                                           if "git_at_end" in meta else ""),
              f"- {meta['machine']}; RabbitMQ {meta['rabbitmq']}; Python {meta['python']}",
              "- " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())]
     for policy, reason in meta.get("refused_policies", {}).items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -37,6 +38,8 @@ class Context:
     bin_dir: Path = field(default_factory=lambda: Path(sys.executable).parent)
     #: fairq policies the CLI refused, with its reason: later scenarios skip them.
     refused: dict[str, str] = field(default_factory=dict)
+    #: A directory holding the fairq package to run (a snapshot of a commit), else the installed one.
+    fairq_path: Path | None = None
 
     def log(self, text: str) -> None:
         if self.verbose:
@@ -58,7 +61,8 @@ class Run:
         self.dir.mkdir(parents=True)
         self.events = EventFile(self.dir / "events")
         self.workers: Workers | None = None
-        self.env = {**os.environ, "PYTHONPATH": str(SYSTEMS_DIR), "BENCH_BROKER_URL": ctx.url,
+        path = [str(SYSTEMS_DIR)] + ([str(ctx.fairq_path)] if ctx.fairq_path else [])
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "BENCH_BROKER_URL": ctx.url,
                     "BENCH_QUEUE": self.queue, "BENCH_EVENTS": str(self.events.path), "BENCH_MODE": system.mode,
                     "FAIRQ_BROKER_URL": ctx.url, "PYTHONUNBUFFERED": "1"}
 
@@ -72,16 +76,18 @@ class Run:
             self.workers.stop()
         broker.delete_run(self.ctx.url, self.queue)
 
-    def send(self, tasks: Sequence[Task], interval: float = 0.0, warmup: bool = False) -> float:
-        """Send ``tasks`` with the system's own client in a fresh process; returns its timed seconds."""
+    def send(self, tasks: Sequence[Task], interval: float = 0.0, warmup: bool = False, chunk: int = 0) -> float:
+        """Send ``tasks`` with the system's own client in a fresh process; returns its timed seconds.
+
+        ``chunk``: send in batches of this many (0: one batch)."""
         plan = self.dir / "plan.json"
-        plan.write_text(json.dumps({"tasks": list(tasks), "interval": interval, "warmup": warmup}))
+        plan.write_text(json.dumps({"tasks": list(tasks), "interval": interval, "warmup": warmup, "chunk": chunk}))
         budget = 120 + len(tasks) / 100 + len(tasks) * interval
         done = subprocess.run([sys.executable, str(SYSTEMS_DIR / "sender.py"), self.system.sender, str(plan)],
                               env=self.env, cwd=SYSTEMS_DIR, capture_output=True, text=True, timeout=budget)
         if done.returncode != 0:
-            tail = " | ".join(done.stderr.strip().splitlines()[-2:])
-            raise RuntimeError(f"sender for {self.system.label} failed: {tail}")
+            errors = [line for line in done.stderr.splitlines() if re.match(r"^[\w.]*(Error|Exception)\b", line)]
+            raise RuntimeError(f"sender for {self.system.label} failed: {(errors or done.stderr.splitlines() or ['?'])[-1]}")
         return float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
 
     def start(self, processes: int) -> Workers:
@@ -96,8 +102,8 @@ class Run:
         try:
             self.workers.check()
         except WorkerExited as exc:
-            if self.events.count() == 0:
-                raise Refused(exc.tail or f"exit code {exc.code}") from None
+            if self.events.count() == 0 and "--prefetch" in exc.tail:
+                raise Refused(exc.tail) from None
             raise
 
     def wait_ready(self, processes: int, timeout: float = 60.0) -> None:

@@ -43,6 +43,8 @@ def fmt(value: Any, kind: str) -> str:
 
 
 def markdown(table: Table) -> str:
+    if not table.columns:
+        return ""
     names = [c for c, _ in table.columns]
     lines = ["| " + " | ".join(names) + " |",
              "|" + "|".join("---" if kind == "text" else "---:" for _, kind in table.columns) + "|"]

@@ -2,8 +2,9 @@
 
 ``python sender.py SYSTEM PLAN.json`` where SYSTEM is ``fairq_tasks``,
 ``celery_app``, ``dramatiq_tasks`` or ``raw_tasks`` and the plan is
-``{"tasks": [[i, seconds], ...], "interval": 0 | s, "warmup": bool}``.
-Interval 0: one timed batch (after an untimed warm-up send of task -1 when asked).
+``{"tasks": [[i, seconds], ...], "interval": 0 | s, "warmup": bool, "chunk": n}``.
+Interval 0: timed batches of ``chunk`` tasks (default: all in one), after an untimed
+warm-up send of task -1 when asked.
 Interval > 0: one send every ``interval`` seconds, each task carrying its send time.
 Prints ``{"seconds": timed seconds, "sent": n}`` as JSON.
 """
@@ -27,7 +28,9 @@ def main() -> None:
             system.send_one(-1, 0.0, time.time())  # connection and queue declaration, untimed
         began = time.perf_counter()
         if interval <= 0:
-            system.send_batch(items, time.time())
+            chunk = int(plan.get("chunk") or len(items) or 1)
+            for first in range(0, len(items), chunk):
+                system.send_batch(items[first:first + chunk], time.time())
         else:
             origin = time.perf_counter()
             for n, (i, seconds) in enumerate(items):
