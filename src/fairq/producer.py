@@ -125,15 +125,20 @@ class Producer:
             finally:
                 slots.release()
 
-        tasks = []
-        for envelope in envelopes:
-            await slots.acquire()
-            if lost or failed:
-                slots.release()
-                break
-            tasks.append(asyncio.ensure_future(one(envelope)))
-        if tasks:
-            await asyncio.wait(tasks)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            for envelope in envelopes:
+                await slots.acquire()
+                if lost or failed:
+                    slots.release()
+                    break
+                tasks.append(asyncio.ensure_future(one(envelope)))
+            if tasks:
+                await asyncio.wait(tasks)
+        except asyncio.CancelledError:  # gave up (timeout): take the publishes in flight with us
+            for task in tasks:
+                task.cancel()
+            raise
         if failed:
             raise failed[0]
         if lost:
