@@ -14,8 +14,7 @@ def main(paths: list[str]) -> None:
     broker = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "rabbitmq-server"], capture_output=True,
                             text=True).stdout or "?"
     print(f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `scripts/reliability` "
-          f"(the fault suite, run {len(runs)} times), RabbitMQ {broker}, {platform.node()}, "
-          f"{len(runs)} runs.\n")
+          f"(the fault suite, run {len(runs)} times), RabbitMQ {broker}, host {platform.node()}.\n")
     print("| scenario | what was done | run | tasks sent | completed | lost | extra runs | notes |")
     print("|---|---|---|---:|---:|---:|---:|---|")
     order = [o["scenario"] for o in runs[0]]
