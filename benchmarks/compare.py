@@ -5,7 +5,7 @@ Drives the real ``fairq worker`` CLI, ``celery worker`` and the ``dramatiq`` CLI
 on the same broker in one invocation, each on its own uniquely named queues
 (deleted after every run), and writes JSON, Markdown and PNG charts to
 ``benchmarks/results/``. Every figure comes with a baseline measured in the
-same invocation. ``make bench`` runs it in full (about 20 minutes).
+same invocation. ``make bench`` runs it in full (about 22 minutes on a 2-core machine).
 
 Run: ``.venv/bin/python benchmarks/compare.py [--quick] [--only drain,w1] [--prefetch 1,fair]``
 """
@@ -111,17 +111,8 @@ def load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    started = time.time()
-    info = meta(args, started)
-    info["load_before"] = load()
-    tmp = Path(tempfile.mkdtemp(prefix="fairq-bench-"))
-    ctx = Context(url=args.broker, tmp=tmp, quick=args.quick)
-    if not args.worktree:
-        ctx.fairq_path, commit = snapshot_fairq(tmp / "fairq-snapshot")
-        info["git"] = f"{commit} (snapshot of HEAD's src/fairq)"
-    celery_exchanges_before = broker.existing_exchanges(args.broker, broker.CELERY_SHARED_EXCHANGES)
+def run_scenarios(ctx: Context, args: argparse.Namespace) -> list[Table]:
+    """Run the chosen scenarios in order; a scenario that fails leaves a table saying so."""
     rounds = 1 if args.quick else args.rounds
     runs: dict[str, Callable[[], Table]] = {
         "enqueue": lambda: scenarios.enqueue(ctx, rounds),
@@ -133,17 +124,32 @@ def main(argv: list[str] | None = None) -> int:
         "memory": lambda: scenarios.memory(ctx, args.memory_prefetch),
     }
     tables: list[Table] = []
+    for key in args.scenarios:
+        began = time.monotonic()
+        try:
+            table = runs[key]()
+        except Exception as exc:  # noqa: BLE001 - keep the other scenarios' results
+            ctx.log(f"{key}: failed: {type(exc).__name__}: {exc}")
+            table = Table(key, f"{key}: failed", f"The scenario failed: {type(exc).__name__}: {exc}", [])
+        table.seconds = time.monotonic() - began
+        tables.append(table)
+        ctx.log(f"{key}: done in {table.seconds:.0f} s")
+    return tables
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+    info = meta(args, started)
+    info["load_before"] = load()
+    celery_exchanges_before = broker.existing_exchanges(args.broker, broker.CELERY_SHARED_EXCHANGES)
+    tmp = Path(tempfile.mkdtemp(prefix="fairq-bench-"))
+    ctx = Context(url=args.broker, tmp=tmp, quick=args.quick)
     try:
-        for key in args.scenarios:
-            began = time.monotonic()
-            try:
-                table = runs[key]()
-            except Exception as exc:  # noqa: BLE001 - keep the other scenarios' results
-                ctx.log(f"{key}: failed: {type(exc).__name__}: {exc}")
-                table = Table(key, f"{key}: failed", f"The scenario failed: {type(exc).__name__}: {exc}", [])
-            table.seconds = time.monotonic() - began
-            tables.append(table)
-            ctx.log(f"{key}: done in {table.seconds:.0f} s")
+        if not args.worktree:
+            ctx.fairq_path, commit = snapshot_fairq(tmp / "fairq-snapshot")
+            info["git"] = f"{commit} (snapshot of HEAD's src/fairq)"
+        tables = run_scenarios(ctx, args)
     finally:
         created = broker.existing_exchanges(args.broker, broker.CELERY_SHARED_EXCHANGES) - celery_exchanges_before
         broker.delete_unused_exchanges(args.broker, created)

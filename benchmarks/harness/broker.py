@@ -31,8 +31,8 @@ def channel(url: str) -> Iterator[pika.adapters.blocking_connection.BlockingChan
 def server_version(url: str) -> str:
     connection = pika.BlockingConnection(pika.URLParameters(url))
     try:
-        props = connection._impl.server_properties  # noqa: SLF001 - pika keeps them only here
-        return props.get("version", b"?").decode() if isinstance(props.get("version"), bytes) else str(props.get("version"))
+        found = connection._impl.server_properties.get("version", "?")  # noqa: SLF001 - pika keeps them only here
+        return found.decode() if isinstance(found, bytes) else str(found)
     finally:
         connection.close()
 
