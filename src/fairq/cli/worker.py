@@ -27,7 +27,7 @@ from .common import broker_option, fail, one_line_errors, resolve_broker
 @click.option("-t", "--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="concurrent task slots per process")
 @click.option("--prefetch", default="fair", show_default=True, metavar="POLICY",
-              help="fair | unlimited | N: how many unacked tasks a process may hold")
+              help="fair | adaptive | unlimited | N: how many unacked tasks a process may hold")
 @click.option("--raw-handler", metavar="MOD:FUNC", help="consume plain messages on the -Q queues: FUNC(body: bytes)")
 @click.option("--name", help="worker name in logs and status (default HOST.PID)")
 @click.option("--grace", type=click.FloatRange(min=0), default=30.0, show_default=True,
