@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 
 from .backoff import Backoff
+from .config import redact
 from .broker import Broker, QueueSpec, connect_url
 from .errors import BrokerError, ChannelClosed, ConnectionFailed, LoginRefused, QueueFull
 from .message import Envelope
@@ -74,7 +75,7 @@ class Producer:
                                                  max(remaining, 0.001))
                 if not pending:
                     if announced:
-                        log.info("publishing to %s again", connect_url(self._url).display_url)
+                        log.info("publishing to %s again", redact(self._url))
                     return len(envelopes)
                 raise QueueFull(f"queue {spec.name!r} is full: {len(envelopes) - len(pending)} of {len(envelopes)} "
                                 "accepted" + (f" (max_length {spec.max_length})" if spec.max_length else ""))
