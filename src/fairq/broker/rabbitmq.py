@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, cast
 
 import aiormq
@@ -138,6 +138,15 @@ def queue_arguments(spec_: QueueSpec) -> dict[str, FieldValue] | None:
     if spec_.consumer_timeout is not None:
         args["x-consumer-timeout"] = int(spec_.consumer_timeout * 1000)
     return args
+
+
+def dead_letter_arguments(kind: QueueKind) -> dict[str, FieldValue] | None:
+    """A dead-letter queue is the same type as its queue. On quorum, an explicit, effectively
+    unlimited delivery limit: RabbitMQ 4.0+ defaults to 20, and every `fairq dlq list` returns
+    each dead letter once — looking at dead letters must never drop them."""
+    if kind is QueueKind.QUORUM:
+        return {"x-queue-type": "quorum", "x-delivery-limit": DLQ_DELIVERY_LIMIT}
+    return None
 
 
 class AckBatcher:
@@ -354,47 +363,36 @@ class RabbitMQBroker(Broker):
 
     # -- topology ---------------------------------------------------------------------
 
+    @asynccontextmanager
+    async def _temporary_channel(self, action: str) -> AsyncIterator[AbstractChannel]:
+        """A channel for one piece of topology work, closed afterwards; errors translated.
+
+        Separate channels, because a refused declare or a passive declare of a missing
+        queue closes its channel.
+        """
+        channel = await self._channel()
+        try:
+            with translated(action, self.display_url):
+                yield channel
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
     async def declare(self, spec_: QueueSpec) -> None:
-        await self._declare_one(spec_)
-        if spec_.kind is QueueKind.PLAIN:
-            dlq = QueueSpec(dead_letter_queue(spec_.name), QueueKind.PLAIN)
-        else:
-            dlq = QueueSpec(dead_letter_queue(spec_.name), spec_.kind)
-        await self._declare_dlq(dlq)
+        await self._declare_queue(spec_.name, queue_arguments(spec_))
+        await self._declare_queue(dead_letter_queue(spec_.name), dead_letter_arguments(spec_.kind))
 
-    async def _declare_one(self, spec_: QueueSpec) -> None:
+    async def _declare_queue(self, name: str, arguments: dict[str, FieldValue] | None) -> None:
         """Passive first, so an existing queue (classic, or other arguments) is used as it is."""
-        if await self._exists(spec_.name):
+        if await self._exists(name):
             return
-        channel = await self._channel()
         try:
-            with translated(f"declare queue {spec_.name!r}", self.display_url):
-                await channel.queue_declare(spec_.name, durable=True, arguments=queue_arguments(spec_))
-        except ChannelClosed as exc:
-            # Lost a race with another declarer using other arguments: theirs stands.
-            if exc.code != 406 and not await self._exists(spec_.name):
-                raise
-        finally:
-            if not channel.is_closed:
-                await channel.close()
-
-    async def _declare_dlq(self, spec_: QueueSpec) -> None:
-        if await self._exists(spec_.name):
-            return
-        # A dead letter must never be dropped for being looked at: RabbitMQ 4.0+ gives quorum queues
-        # a default delivery limit of 20, and every `fairq dlq list` returns each message once.
-        args: dict[str, FieldValue] | None = (
-            {"x-queue-type": "quorum", "x-delivery-limit": DLQ_DELIVERY_LIMIT} if spec_.kind is QueueKind.QUORUM else None)
-        channel = await self._channel()
-        try:
-            with translated(f"declare queue {spec_.name!r}", self.display_url):
-                await channel.queue_declare(spec_.name, durable=True, arguments=args)
+            async with self._temporary_channel(f"declare queue {name!r}") as channel:
+                await channel.queue_declare(name, durable=True, arguments=arguments)
         except ChannelClosed:
-            if not await self._exists(spec_.name):
+            # Lost a race with another declarer using other arguments: theirs stands.
+            if not await self._exists(name):
                 raise
-        finally:
-            if not channel.is_closed:
-                await channel.close()
 
     async def _ensure_delays(self, queue: str) -> None:
         """Declare the delay levels (once per connection) and bind ``queue`` to their end (once per queue)."""
@@ -403,15 +401,10 @@ class RabbitMQBroker(Broker):
         async with self._delay_lock:
             if queue in self._delay_bound:
                 return
-            channel = await self._channel()
-            try:
-                with translated("declare delay levels", self.display_url):
-                    if not self._delay_bound:
-                        await self._declare_delay_levels(channel)
-                    await channel.queue_bind(queue, DELAY_DELIVER_EXCHANGE, routing_key=delays.destination_pattern(queue))
-            finally:
-                if not channel.is_closed:
-                    await channel.close()
+            async with self._temporary_channel("declare delay levels") as channel:
+                if not self._delay_bound:
+                    await self._declare_delay_levels(channel)
+                await channel.queue_bind(queue, DELAY_DELIVER_EXCHANGE, routing_key=delays.destination_pattern(queue))
             self._delay_bound.add(queue)
 
     async def _declare_delay_levels(self, channel: AbstractChannel) -> None:
@@ -428,36 +421,22 @@ class RabbitMQBroker(Broker):
         return await self.stats(queue) is not None
 
     async def stats(self, queue: str) -> QueueStats | None:
-        channel = await self._channel()
         try:
-            with translated(f"inspect queue {queue!r}", self.display_url):
+            async with self._temporary_channel(f"inspect queue {queue!r}") as channel:
                 ok = await channel.queue_declare(queue, passive=True)
         except ChannelClosed as exc:
             if exc.code == 404:
                 return None
             raise
-        finally:
-            if not channel.is_closed:
-                await channel.close()
         return QueueStats(queue, ok.message_count or 0, ok.consumer_count or 0)
 
     async def delete(self, queue: str) -> None:
-        channel = await self._channel()
-        try:
-            with translated(f"delete queue {queue!r}", self.display_url):
-                await channel.queue_delete(queue)
-        finally:
-            if not channel.is_closed:
-                await channel.close()
+        async with self._temporary_channel(f"delete queue {queue!r}") as channel:
+            await channel.queue_delete(queue)
 
     async def purge(self, queue: str) -> int:
-        channel = await self._channel()
-        try:
-            with translated(f"purge queue {queue!r}", self.display_url):
-                ok = await channel.queue_purge(queue)
-        finally:
-            if not channel.is_closed:
-                await channel.close()
+        async with self._temporary_channel(f"purge queue {queue!r}") as channel:
+            ok = await channel.queue_purge(queue)
         return ok.message_count or 0
 
     # -- messages ---------------------------------------------------------------------
