@@ -21,6 +21,7 @@ from pamqp.common import FieldValue
 
 from ..config import redact
 from ..errors import BrokerError, ChannelClosed, ConnectionFailed, LoginRefused, PublishRejected, QueueFull, TLSRefused
+from .. import message as wire
 from ..message import Envelope
 from .base import Broker, Consumer, Delivery, DeliveryHandler, QueueKind, QueueSpec, QueueStats
 from . import delays
@@ -240,7 +241,7 @@ class RabbitDelivery(Delivery):
         self.queue = queue
         deliver = message.delivery
         self.redelivered = bool(getattr(deliver, "redelivered", False))
-        count = self.envelope.headers.get("x-delivery-count")
+        count = self.envelope.headers.get(wire.H_DELIVERY_COUNT)
         self.delivery_count = count if isinstance(count, int) else None
         self._acks = acks
         self._tag = message.delivery_tag or 0

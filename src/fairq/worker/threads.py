@@ -33,7 +33,7 @@ class NotStarted(Exception):
 
 
 class Job:
-    __slots__ = ("fn", "args", "kwargs", "context", "future", "started", "ended", "reclaimed")
+    __slots__ = ("fn", "args", "kwargs", "context", "future", "started", "ended")
 
     def __init__(self, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any],
                  future: asyncio.Future[Any]) -> None:
@@ -44,7 +44,6 @@ class Job:
         self.future = future
         self.started = 0.0  #: time.time() when a thread took it; 0 while queued
         self.ended = 0.0
-        self.reclaimed = False
 
 
 class ThreadRunner:
@@ -83,7 +82,6 @@ class ThreadRunner:
             if job is None:  # a stop marker: keep it for the threads
                 self._jobs.put(None)
                 return count
-            job.reclaimed = True
             if not job.future.done():
                 job.future.set_exception(NotStarted(republish))
             count += 1
