@@ -171,6 +171,7 @@ class AckBatcher:
         self._pending: list[int] = []
         self._timer: asyncio.TimerHandle | None = None
         self._close_when_settled = False
+        self._sending = 0  # _send tasks scheduled or running: the channel must not close under them
 
     def delivered(self, tag: int) -> None:
         self._unsettled.add(tag)
@@ -186,7 +187,10 @@ class AckBatcher:
         self._maybe_close()
 
     def _maybe_close(self) -> None:
-        if self._close_when_settled and not self._unsettled and not self._pending and not self.channel.is_closed:
+        # An ack frame for a channel that is already closed is a connection error (CHANNEL_ERROR,
+        # "expected 'channel.open'"): the broker would drop the connection and requeue everything.
+        if (self._close_when_settled and not self._unsettled and not self._pending and not self._sending
+                and not self.channel.is_closed):
             self._close_when_settled = False
             asyncio.ensure_future(self._close())
 
@@ -221,6 +225,7 @@ class AckBatcher:
         below = [t for t in pending if floor is None or t < floor]
         acks = [(below[-1], True)] if below else []
         acks += [(t, False) for t in pending[len(below):]]
+        self._sending += 1
         asyncio.ensure_future(self._send(acks))
 
     async def _send(self, acks: list[tuple[int, bool]]) -> None:
@@ -230,6 +235,8 @@ class AckBatcher:
         except Exception as exc:  # the channel died: the broker requeues what it had not seen acked
             log.warning("acks lost with their channel: %s", _reason(exc))
             return
+        finally:
+            self._sending -= 1
         self._maybe_close()
 
 
@@ -255,9 +262,11 @@ class RabbitDelivery(Delivery):
         self._acks.ack(self._tag)
 
     async def requeue(self) -> None:
-        self._acks.settled(self._tag)
-        with translated("requeue", ""):
-            await self._acks.channel.basic_reject(self._tag, requeue=True, wait=False)
+        try:
+            with translated("requeue", ""):
+                await self._acks.channel.basic_reject(self._tag, requeue=True, wait=False)
+        finally:
+            self._acks.settled(self._tag)  # only now may a retired channel close (see AckBatcher)
 
 
 class RabbitConsumer(Consumer):

@@ -7,14 +7,20 @@ and fast. When ``S`` is below ``G`` the slot idles more than it works; then
 each slot needs about ``G / S`` tasks in hand to stay busy (RabbitMQ's own
 guidance: prefetch ≈ round trip ÷ processing time).
 
+``S`` is the *median* of recent task times, not their mean: one long task among
+hundreds of short ones says nothing about the next short one, and a mean would
+keep the window fair (and slow) for hundreds of tasks after it.
+
 Quorum queues fix a consumer's prefetch when it starts, so a change of window
-means a new consumer (docs/adaptive-prefetch.md). Changes are rare: fair → deep
-when tasks turn short, deep → deeper when the target doubles, deep → fair when
-tasks turn long — at most every ``MIN_INTERVAL`` seconds, except the switch back
-to fair when a long task shows up in a deep window, which is immediate (the
-worker then hands its unstarted tasks back, so no other worker idles while they
-wait behind the long one). A deep window never shrinks to a smaller deep one:
-both are deep, and the churn would cost more than it could save.
+means a new consumer (docs/adaptive-prefetch.md). Changes are rare:
+
+- fair → deep when the last few tasks were each shorter than a round trip;
+- deep → deeper when the target doubles, deep → fair when the median turns long,
+  at most every ``MIN_INTERVAL`` seconds; a deep window never shrinks to a smaller
+  deep one (both are deep; the churn would cost more than it could save);
+- *park* at once when every slot is busy with a long task while tasks wait in
+  hand: the worker takes nothing more, hands the waiting tasks back for idle
+  workers, and resumes with a fair window when a slot frees.
 
 This module is pure arithmetic; the worker feeds it measurements.
 """
@@ -22,8 +28,10 @@ This module is pure arithmetic; the worker feeds it measurements.
 from __future__ import annotations
 
 import math
+import statistics
+from collections import deque
 
-#: Weight of a new measurement in the running averages.
+#: Weight of a new refill-gap measurement in its running average.
 ALPHA = 0.2
 #: A refill gap longer than this is an empty queue, not a round trip.
 MAX_GAP = 0.05
@@ -31,30 +39,41 @@ MAX_GAP = 0.05
 MAX_DEPTH = 256
 #: Refill gaps needed before the first decision.
 MIN_SAMPLES = 8
+#: Task times the median ``S`` is taken over.
+RECENT = 32
+#: Tasks in a row, each shorter than a round trip, before a fair window goes deep.
+SHORT_RUN = 4
 MIN_INTERVAL = 0.5
-#: In a deep window, a task running this many times the average (and at least LONG_FLOOR s) is long.
+#: In a deep window, a task running this many times the median (and at least LONG_FLOOR s) is long.
 LONG_FACTOR = 50.0
-LONG_FLOOR = 0.2
+LONG_FLOOR = 0.1
 
 
 class AdaptiveWindow:
-    """Tracks task time ``S`` and refill gap ``G`` for one worker process and picks its prefetch."""
+    """Tracks task times and the refill gap ``G`` for one worker process and picks its prefetch."""
 
     def __init__(self, slots: int) -> None:
         self.slots = slots
         self.window = slots
-        self.task_seconds: float | None = None  #: S, running average
+        self.recent: deque[float] = deque(maxlen=RECENT)
         self.gap_seconds: float | None = None  #: G, running average
         self.gaps = 0
+        self.short_run = 0  #: tasks in a row shorter than G
         self._changed_at = float("-inf")
 
     @property
     def deep(self) -> bool:
         return self.window > self.slots
 
+    @property
+    def task_seconds(self) -> float | None:
+        """S: the median of the recent task times."""
+        return statistics.median(self.recent) if self.recent else None
+
     def task_finished(self, seconds: float) -> None:
-        s = self.task_seconds
-        self.task_seconds = seconds if s is None else s + ALPHA * (seconds - s)
+        self.recent.append(seconds)
+        g = self.gap_seconds
+        self.short_run = self.short_run + 1 if g is not None and seconds < g else 0
 
     def refilled(self, gap: float) -> None:
         """A delivery arrived ``gap`` seconds after a slot freed credit with nothing in hand.
@@ -77,20 +96,26 @@ class AdaptiveWindow:
 
     def decide(self, now: float) -> int | None:
         """A new window if it is time to change, else None (apply it, then call :meth:`changed`)."""
-        target = self.target()
+        if not self.deep:
+            if self.short_run < SHORT_RUN:
+                return None  # a fair window goes deep only on a run of short tasks: cheap to check per task
+            target = self.target()
+            return target if target > self.slots else None
         if now - self._changed_at < MIN_INTERVAL:
             return None
-        if target > self.slots and self.window > self.slots and target < 2 * self.window:
-            return None  # deep already: grow when the target doubles, never shrink a deep window (no gain)
-        return None if target == self.window else target
+        target = self.target()
+        if target == self.slots or target >= 2 * self.window:
+            return target
+        return None  # deep already: grow when the target doubles, never shrink a deep window (no gain)
 
     def is_long(self, running_for: float) -> bool:
-        """In a deep window, has a task run long enough that its neighbours should go elsewhere?"""
+        """In a deep window, has a task run long enough that tasks waiting behind it should go elsewhere?"""
         if not self.deep:
             return False
         return running_for > max(LONG_FLOOR, LONG_FACTOR * (self.task_seconds or 0.0))
 
     def changed(self, window: int, now: float) -> None:
-        """The worker now consumes with ``window``."""
+        """The worker now consumes with ``window`` (``slots`` after parking: it resumes fair)."""
         self.window = window
         self._changed_at = now
+        self.short_run = 0

@@ -119,6 +119,7 @@ class Worker:
         self._held = 0  # deliveries handed to _handle and not yet settled
         self._credit_at: float | None = None  # when a slot freed credit with nothing in hand
         self._reconsuming = False
+        self._parked = False  # adaptive: consumers retired while every slot runs a long task
         self._inflight: dict[tuple[str, int], asyncio.Future[Settlement]] = {}
         self._orphans = Remembered()
         self._consumers: list[Consumer] = []
@@ -175,6 +176,7 @@ class Worker:
 
     async def _open(self) -> None:
         await self.broker.connect()
+        self._parked = False  # a new session consumes at the current window
         for spec in self.queues:
             await self.broker.declare(spec)
         count = self._window
@@ -329,12 +331,12 @@ class Worker:
             if self.adaptive is not None and self.adaptive.deep:
                 started = [j.started for j in list(self._runner.running)] + list(self._async_started.values())
                 waiting = self._runner.queued + len(self._async_waiters)
-                if waiting and started and self.adaptive.is_long(now - min(started)):
-                    self._adapt(self.threads)
+                if waiting and len(started) >= self.threads and self.adaptive.is_long(now - max(started)):
+                    self._park()
 
     def _adapt(self, window: int) -> None:
         """Replace the consumers by ones with prefetch ``window`` (quorum queues fix it per consumer)."""
-        if self._reconsuming or self.state is not State.RUNNING or window == self._window:
+        if self._reconsuming or self._parked or self.state is not State.RUNNING or window == self._window:
             return
         if self.adaptive is not None:
             self.adaptive.changed(window, time.monotonic())
@@ -345,18 +347,53 @@ class Worker:
             self._give_back_unstarted(republish=True)
         asyncio.ensure_future(self._reconsume(window))
 
-    async def _reconsume(self, window: int) -> None:
+    def _park(self) -> None:
+        """Every slot is busy with a long task: take nothing more and hand back what waits, so
+        idle workers get it now; consume again (fair) when a slot frees (:meth:`_resume`)."""
+        if self._reconsuming or self._parked or self.state is not State.RUNNING:
+            return
+        assert self.adaptive is not None
+        self.adaptive.changed(self.threads, time.monotonic())
+        self._parked = self._reconsuming = True
+        self._window = self.threads
+        self._give_back_unstarted(republish=True)
+        asyncio.ensure_future(self._reconsume(None))
+
+    def _resume(self) -> None:
+        if self._parked and not self._reconsuming and self.state is State.RUNNING and self._free_slots():
+            self._reconsuming = True
+            asyncio.ensure_future(self._reconsume(self._window))
+
+    def _free_slots(self) -> int:
+        assert self._runner is not None
+        return self.threads - len(self._runner.running) - len(self._async_started)
+
+    async def _reconsume(self, window: int | None) -> None:
+        """Retire the consumers (unless parked already) and start new ones with prefetch ``window``
+        (``None``: park, start none)."""
+        resuming = self._parked and window is not None
+        failed = False
         try:
             for index, spec in enumerate(self.queues):
-                old = self._consumers[index]
-                await old.retire()
-                self._consumers[index] = await self.broker.consume(spec.name, window, self._on_delivery)
-            log.info("%s: adaptive prefetch → %d (task %.2g s, refill gap %.2g s)", self.name, window,
-                     self.adaptive.task_seconds if self.adaptive else 0, self.adaptive.gap_seconds if self.adaptive else 0)
+                if not resuming:
+                    await self._consumers[index].retire()
+                if window is not None:
+                    self._consumers[index] = await self.broker.consume(spec.name, window, self._on_delivery)
+            if window is None:
+                self._give_back_unstarted(republish=True)  # stragglers delivered before the cancel took
+            else:
+                self._parked = False
+            log.info("%s: adaptive prefetch → %s (task %.2g s, refill gap %.2g s)", self.name,
+                     window if window is not None else "0 (parked behind long tasks)",
+                     (self.adaptive.task_seconds or 0) if self.adaptive else 0,
+                     (self.adaptive.gap_seconds or 0) if self.adaptive else 0)
         except BrokerError as exc:
             log.warning("%s: changing prefetch failed: %s", self.name, exc)  # the session watch reconnects
+            failed = True
         finally:
             self._reconsuming = False
+        if not failed:
+            self._resume()  # a slot may have freed while parking
 
     # -- one delivery --------------------------------------------------------------------
 
@@ -486,6 +523,8 @@ class Worker:
         """Feed a task's run time to the adaptive window, and follow it if it asks for a change."""
         if self.adaptive is not None:
             self.adaptive.task_finished(seconds)
+            if self._parked:
+                return self._resume()
             window = None if self._reconsuming else self.adaptive.decide(time.monotonic())
             if window is not None:
                 self._adapt(window)
