@@ -171,6 +171,7 @@ def latency(ctx: Context, policies: Sequence[str], rounds: int) -> Table:
                    ("p50 vs baseline", "ratio"), ("p99 vs baseline", "ratio"), ("Baseline", "text")])
     baselines = {k: systems.raw("aiormq", 1, k) for k in ("quorum", "classic")}
     candidates = [baselines["quorum"], baselines["classic"], *[systems.fairq(p) for p in policies],
+                  *[systems.fairq(p, "classic") for p in ("fair", "adaptive") if p in policies],
                   systems.celery("default", 1), systems.celery("fair", 1), systems.dramatiq("default", 1)]
 
     def measure(system: System) -> tuple[float, float]:

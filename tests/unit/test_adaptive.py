@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fairq.worker.adaptive import MIN_INTERVAL, MIN_SAMPLES, AdaptiveWindow
+import math
+
+from fairq.worker.adaptive import MIN_INTERVAL, MIN_SAMPLES, SHORT_RUN, TASK_OVERHEAD, AdaptiveWindow
 
 
 def measured(slots: int, task: float, gap: float) -> AdaptiveWindow:
@@ -27,11 +29,12 @@ def test_long_tasks_keep_one_task_per_slot() -> None:
 
 def test_short_tasks_deepen_the_window_to_cover_the_round_trip() -> None:
     w = measured(2, task=0.0005, gap=0.002)
-    assert w.decide(now=10.0) == 2 * (1 + 16)  # 4 × gap / task tasks per slot, on top of the slot's own
+    # 4 × gap / (task + the worker's own cost per task) tasks per slot, on top of the slot's own
+    assert w.decide(now=10.0) == 2 * (1 + math.ceil(4 * 0.002 / (0.0005 + TASK_OVERHEAD)))
 
 
 def test_the_depth_is_capped() -> None:
-    assert measured(1, task=1e-7, gap=0.002).decide(now=10.0) == 257
+    assert measured(1, task=1e-7, gap=0.05).decide(now=10.0) == 257
 
 
 def test_changes_wait_for_the_interval_and_never_shrink_a_deep_window() -> None:
@@ -65,3 +68,27 @@ def test_tasks_turning_long_send_it_back_to_fair() -> None:
 def test_gaps_from_an_empty_queue_are_clipped() -> None:
     w = measured(1, task=0.001, gap=5.0)  # idle periods, not round trips
     assert w.gap_seconds is not None and w.gap_seconds <= 0.05
+
+
+def test_a_few_long_tasks_among_short_ones_do_not_make_the_short_ones_look_long() -> None:
+    w = measured(1, task=0.0001, gap=0.002)
+    for _ in range(3):
+        w.task_finished(1.0)
+        for _ in range(10):
+            w.task_finished(0.0001)
+    assert w.task_seconds == 0.0001  # the median; a mean would say 0.07 s and keep the window fair
+    assert w.target() > 1
+
+
+def test_a_fair_window_goes_deep_only_after_a_run_of_short_tasks() -> None:
+    w = measured(1, task=0.0001, gap=0.002)
+    w.changed(1, now=10.0)  # back to fair (parked behind a long task, say)
+    for _ in range(SHORT_RUN - 1):
+        w.task_finished(0.0001)
+        assert w.decide(now=10.0) is None
+    w.task_finished(2.0)  # a long one breaks the run
+    for _ in range(SHORT_RUN - 1):
+        w.task_finished(0.0001)
+    assert w.decide(now=10.0) is None
+    w.task_finished(0.0001)
+    assert (w.decide(now=10.0) or 0) > 1  # no interval to wait: a run of short tasks is evidence enough

@@ -37,6 +37,10 @@ ALPHA = 0.2
 MAX_GAP = 0.05
 #: Extra tasks per slot never exceed this.
 MAX_DEPTH = 256
+#: What a task costs the worker besides its own run time (decode, dispatch, ack): about 0.1 ms for a
+#: no-op (8-10k tasks/s per process in BENCHMARKS.md). The depth counts it in, or a window of
+#: no-ops would be sized as if they took no time at all, and hoard ten times more than it needs.
+TASK_OVERHEAD = 0.0001
 #: Refill gaps needed before the first decision.
 MIN_SAMPLES = 8
 #: Task times the median ``S`` is taken over.
@@ -91,7 +95,7 @@ class AdaptiveWindow:
         s, g = self.task_seconds, self.gap_seconds
         if s is None or g is None or self.gaps < MIN_SAMPLES or s >= g:
             return self.slots
-        depth = min(MAX_DEPTH, math.ceil(4 * g / max(s, 1e-6)))
+        depth = min(MAX_DEPTH, math.ceil(4 * g / (s + TASK_OVERHEAD)))
         return self.slots * (1 + depth)
 
     def decide(self, now: float) -> int | None:
