@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, overload
@@ -12,14 +11,15 @@ from .broker import QueueKind, QueueSpec
 from .config import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUE, broker_url
 from .errors import ConfigurationError
 from .loopthread import LoopThread
-from .message import Envelope, encode_task
+from .message import Envelope, encode_task, encode_tasks, new_message_ids
 from .producer import Producer
 from .task import DEFAULT_MAX_RETRIES, DEFAULT_RETRY_BACKOFF, DEFAULT_RETRY_BACKOFF_MAX, Call, Task
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: How long ``send`` waits for a broker that is down, blocked or full (when asked to wait) before raising.
+#: How long ``send`` waits for a broker that is down, blocked or full (when asked to wait) before raising;
+#: for a batch, how long it may go without a single confirm.
 DEFAULT_SEND_TIMEOUT = 30.0
 #: Added to a queue's longest task time limit for its per-queue consumer timeout (RabbitMQ 3.12+).
 CONSUMER_TIMEOUT_MARGIN = 60.0
@@ -153,15 +153,23 @@ class App:
         ``delay``: seconds before it may start (held by the broker). ``wait_if_full``:
         on a full queue, wait for room instead of raising :class:`~fairq.QueueFull`.
         ``timeout``: how long to wait for a broker that is down, blocked or full
-        (default ``App.send_timeout``) before raising.
+        (default ``App.send_timeout``) before raising. See :meth:`send_many` for batches.
         """
         envelope = encode_task(task, args, dict(kwargs or {}), max_bytes=self.max_message_bytes)
         return self._publish(self.queue_spec(queue), [envelope], delay, wait_if_full, timeout)[0]
 
     def send_many(self, task: str, calls: Iterable[Call], *, queue: str = DEFAULT_QUEUE,
                   wait_if_full: bool = False, timeout: float | None = None) -> list[str]:
-        """Enqueue many calls of ``task`` with pipelined confirms; returns their message ids."""
-        envelopes = [encode_task(task, c.args, dict(c.kwargs), max_bytes=self.max_message_bytes) for c in calls]
+        """Enqueue many calls of ``task`` with pipelined confirms; returns their message ids once
+        every one is confirmed.
+
+        Every call is encoded (and checked) before the first is sent. ``timeout``
+        (default ``App.send_timeout``) bounds how long the batch goes on without
+        progress: it raises once that many seconds pass in which the broker
+        confirmed none of its messages (down, blocked, not answering, or full with
+        ``wait_if_full``). A batch that keeps being confirmed runs as long as it needs.
+        """
+        envelopes = encode_tasks(task, ((c.args, dict(c.kwargs)) for c in calls), max_bytes=self.max_message_bytes)
         return self._publish(self.queue_spec(queue), envelopes, 0.0, wait_if_full, timeout)
 
     def send_plain(self, queue: str, body: bytes, *, count: int = 1) -> list[str]:
@@ -170,7 +178,7 @@ class App:
         The queue is created classic and durable without arguments if missing, so
         programs that declare it the article's way can share it.
         """
-        envelopes = [Envelope(body=body, message_id=uuid.uuid4().hex) for _ in range(count)]
+        envelopes = [Envelope(body=body, message_id=message_id) for message_id in new_message_ids(count)]
         return self._publish(QueueSpec(queue, QueueKind.PLAIN), envelopes, 0.0, False, None)
 
     def _publish(self, spec: QueueSpec, envelopes: list[Envelope], delay: float, wait_if_full: bool,

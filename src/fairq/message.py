@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -109,6 +109,45 @@ def check_json_value(value: Any, where: str = "argument") -> None:
     raise EncodeError(f"{where} of type {type(value).__name__} is not a JSON value")
 
 
+#: One encoder for every body: ``json.dumps`` with options would build a new one per call.
+_JSON = json.JSONEncoder(separators=(",", ":"))
+#: Types whose every value :func:`check_json_value` accepts, except non-finite floats.
+_SCALARS = frozenset((str, int, bool, type(None)))
+# A random UUID made version 4 (RFC 4122 variant): clear, then set, the version and variant bits.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_message_ids(count: int) -> list[str]:
+    """``count`` message ids: 32 hex digits of a random UUID4 each, from one read of ``os.urandom``.
+
+    The same ids as ``uuid.uuid4().hex``, about five times cheaper in bulk.
+    """
+    data = os.urandom(16 * count)
+    return ["%032x" % (int.from_bytes(data[i:i + 16], "big") & _UUID4_CLEAR | _UUID4_SET)
+            for i in range(0, 16 * count, 16)]
+
+
+def _check_arguments(task: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+    """:func:`check_json_value` on both, with a fast path for flat arguments (the usual case)."""
+    for value in args:
+        kind = type(value)
+        if kind in _SCALARS or (kind is float and math.isfinite(value)):
+            continue
+        check_json_value(args, f"argument of {task}")
+        break
+    if kwargs:
+        check_json_value(kwargs, f"keyword argument of {task}")
+
+
+def _body(task: str, args: list[Any], kwargs: dict[str, Any], max_bytes: int) -> bytes:
+    _check_arguments(task, args, kwargs)
+    body = _JSON.encode({"task": task, "args": args, "kwargs": kwargs}).encode()
+    if len(body) > max_bytes:
+        raise EncodeError(f"message for {task} is {len(body)} bytes, over the limit of {max_bytes}")
+    return body
+
+
 def encode_task(
     task: str,
     args: Sequence[Any],
@@ -119,19 +158,27 @@ def encode_task(
     message_id: str | None = None,
 ) -> Envelope:
     """Build the envelope of one task message; refuse what could not be run as sent."""
-    args_list = list(args)
-    check_json_value(args_list, f"argument of {task}")
-    check_json_value(kwargs, f"keyword argument of {task}")
-    body = json.dumps({"task": task, "args": args_list, "kwargs": kwargs}, separators=(",", ":")).encode()
-    if len(body) > max_bytes:
-        raise EncodeError(f"message for {task} is {len(body)} bytes, over the limit of {max_bytes}")
     return Envelope(
-        body=body,
+        body=_body(task, list(args), kwargs, max_bytes),
         headers={H_PROTOCOL: PROTOCOL_VERSION, H_TASK: task, H_ATTEMPT: attempt},
-        message_id=message_id or uuid.uuid4().hex,
+        message_id=message_id or new_message_ids(1)[0],
         content_type=CONTENT_TYPE,
         timestamp=datetime.now(timezone.utc),
     )
+
+
+def encode_tasks(task: str, calls: Iterable[tuple[Sequence[Any], dict[str, Any]]], *, max_bytes: int) -> list[Envelope]:
+    """The envelopes of a batch of calls of ``task``: each checked as :func:`encode_task` does,
+    all encoded before any is sent (so one bad call refuses the whole batch).
+
+    The envelopes share one headers dict and one timestamp (the time of this call):
+    treat them as read-only. The broker encodes such a run's properties once.
+    """
+    bodies = [_body(task, list(args), kwargs, max_bytes) for args, kwargs in calls]
+    headers: dict[str, Any] = {H_PROTOCOL: PROTOCOL_VERSION, H_TASK: task, H_ATTEMPT: 0}
+    now = datetime.now(timezone.utc)
+    return [Envelope(body, headers, message_id, CONTENT_TYPE, now)
+            for body, message_id in zip(bodies, new_message_ids(len(bodies)))]
 
 
 def is_fairq(envelope: Envelope) -> bool:

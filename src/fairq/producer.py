@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from .backoff import Backoff
 from .config import redact
@@ -19,6 +20,9 @@ log = logging.getLogger("fairq.producer")
 DEFAULT_WINDOW = 1000
 #: Errors after which a fresh connection may succeed.
 RECOVERABLE = (ConnectionFailed, ChannelClosed)
+
+# What became of each message of a pass (a bytearray, one byte per message).
+_OPEN, _CONFIRMED, _REFUSED = 0, 1, 2
 
 
 class Producer:
@@ -59,24 +63,29 @@ class Producer:
         """Publish with up to ``window`` confirms outstanding; returns once every message is confirmed.
 
         After a lost connection the unconfirmed messages are published again on a
-        new one (so one may arrive twice: at-least-once, never lost). Gives up with
-        a fairq error once ``timeout`` seconds have passed.
+        new one (so one may arrive twice: at-least-once, never lost).
+
+        ``timeout`` bounds the time without progress, not the whole batch: it gives
+        up with a fairq error once ``timeout`` seconds pass in which the broker
+        confirmed none of the batch's messages (it is down, blocked, not answering,
+        or full while ``wait_if_full``). Every confirm starts that clock again, so a
+        batch of any size finishes as long as it keeps moving. For one message it
+        is simply the longest wait.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        progress = _Progress(loop, timeout)
         pending = list(envelopes)
         backoff = Backoff()
         announced = False
         while True:
-            remaining = deadline - loop.time()
             try:
-                broker = await asyncio.wait_for(self._ready(spec), max(remaining, 0.001))
-                pending = await asyncio.wait_for(self._pipeline(broker, spec.name, pending, delay, window),
-                                                 max(remaining, 0.001))
-                if not pending:
+                broker = await asyncio.wait_for(self._ready(spec), max(progress.left(), 0.001))
+                refused = await _Pass(broker, spec.name, pending, delay, window, progress).run()
+                if not refused:
                     if announced:
                         log.info("publishing to %s again", redact(self._url))
                     return len(envelopes)
+                pending = refused
                 raise QueueFull(f"queue {spec.name!r} is full: {len(envelopes) - len(pending)} of {len(envelopes)} "
                                 "accepted" + (f" (max_length {spec.max_length})" if spec.max_length else ""))
             except LoginRefused:
@@ -90,64 +99,130 @@ class Producer:
                     pending = exc.unconfirmed
                 await self._drop()
                 if not announced:
-                    log.warning("%s; reconnecting (send waits up to %.0f s)", exc, timeout)
+                    log.warning("%s; reconnecting (send waits up to %.0f s without progress)", exc, timeout)
                     announced = True
                 failure = exc
-            except asyncio.TimeoutError:
+            except (asyncio.TimeoutError, Stalled):
                 blocked = self._broker is not None and self._broker.is_blocked()
                 why = "the broker is blocking publishers (memory or disk alarm)" if blocked else "no confirm"
-                raise BrokerError(f"send to {spec.name!r} gave up after {timeout:.0f} s: {why}") from None
+                raise BrokerError(f"send to {spec.name!r} gave up after {timeout:.0f} s without progress: {why}") from None
             pause = backoff.next()
-            if loop.time() + pause >= deadline:
+            if loop.time() + pause >= progress.deadline():
                 kind = ConnectionFailed if isinstance(failure, Unconfirmed) else type(failure)
-                raise kind(f"send to {spec.name!r} gave up after {timeout:.0f} s: {failure}") from None
+                raise kind(f"send to {spec.name!r} gave up after {timeout:.0f} s without progress: {failure}") from None
             await asyncio.sleep(pause)
-
-    async def _pipeline(self, broker: Broker, queue: str, envelopes: Sequence[Envelope], delay: float,
-                        window: int) -> list[Envelope]:
-        """Publish all; return those the broker refused as full. A lost connection raises
-        :class:`Unconfirmed` naming every message that was not confirmed."""
-        slots = asyncio.Semaphore(window)
-        confirmed: set[int] = set()
-        refused: list[Envelope] = []
-        lost: list[BaseException] = []
-        failed: list[BaseException] = []
-
-        async def one(envelope: Envelope) -> None:
-            try:
-                await broker.publish(queue, envelope, delay)
-                confirmed.add(id(envelope))
-            except QueueFull:
-                refused.append(envelope)
-            except RECOVERABLE as exc:
-                lost.append(exc)
-            except BaseException as exc:
-                failed.append(exc)
-            finally:
-                slots.release()
-
-        tasks: list[asyncio.Task[None]] = []
-        try:
-            for envelope in envelopes:
-                await slots.acquire()
-                if lost or failed:
-                    slots.release()
-                    break
-                tasks.append(asyncio.ensure_future(one(envelope)))
-            if tasks:
-                await asyncio.wait(tasks)
-        except asyncio.CancelledError:  # gave up (timeout): take the publishes in flight with us
-            for task in tasks:
-                task.cancel()
-            raise
-        if failed:
-            raise failed[0]
-        if lost:
-            raise Unconfirmed(lost[0], [e for e in envelopes if id(e) not in confirmed])
-        return refused
 
     async def close(self) -> None:
         await self._drop()
+
+
+class _Progress:
+    """When the batch last moved (its last confirm), and so when it gives up."""
+
+    __slots__ = ("loop", "timeout", "last")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self.loop = loop
+        self.timeout = timeout
+        self.last = loop.time()
+
+    def deadline(self) -> float:
+        return self.last + self.timeout
+
+    def left(self) -> float:
+        return self.last + self.timeout - self.loop.time()
+
+
+class _Pass:
+    """One pass of a batch over one connection.
+
+    One coroutine issues the publishes, keeping at most ``window`` unconfirmed;
+    each publish reports its end through a callback (no wrapper task, no semaphore).
+    The pass ends when every message is confirmed or refused as full; on a lost
+    connection it raises :class:`Unconfirmed`, and when nothing was confirmed for
+    the timeout, :class:`Stalled`. Either way no publish of it is left running.
+    """
+
+    def __init__(self, broker: Broker, queue: str, envelopes: Sequence[Envelope], delay: float, window: int,
+                 progress: _Progress) -> None:
+        self.broker = broker
+        self.queue = queue
+        self.envelopes = envelopes
+        self.delay = delay
+        self.window = max(1, window)
+        self.progress = progress
+        self.loop = progress.loop
+        self.state = bytearray(len(envelopes))
+        self.in_flight: dict[int, asyncio.Future[Any]] = {}
+        self.trouble: BaseException | None = None  # the first error other than a refusal
+        self.stalled = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.limit = self.window  # the waiter wakes once fewer than this many are in flight
+        self._timer: asyncio.TimerHandle | None = None
+
+    def _settle(self, index: int, error: BaseException | None) -> None:
+        """A publish ended (called by the broker from the loop)."""
+        self.in_flight.pop(index, None)
+        if error is None:
+            self.state[index] = _CONFIRMED
+            self.progress.last = self.loop.time()
+        elif isinstance(error, QueueFull):
+            self.state[index] = _REFUSED
+        elif self.trouble is None and not isinstance(error, asyncio.CancelledError):
+            self.trouble = error
+        waiter = self.waiter
+        if waiter is not None and not waiter.done() and (len(self.in_flight) < self.limit or self.trouble):
+            waiter.set_result(None)
+
+    def _watch(self) -> None:
+        """The stall watchdog: wakes the pass once no confirm came for the timeout."""
+        due = self.progress.deadline()
+        if self.loop.time() < due:
+            self._timer = self.loop.call_at(due, self._watch)
+            return
+        self.stalled = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def _wait(self, limit: int) -> None:
+        """Until fewer than ``limit`` publishes are in flight, or trouble, or a stall."""
+        self.limit = limit
+        while len(self.in_flight) >= limit and self.trouble is None and not self.stalled:
+            self.waiter = self.loop.create_future()
+            await self.waiter
+
+    async def run(self) -> list[Envelope]:
+        """Publish all; return those the broker refused as full."""
+        self._timer = self.loop.call_at(self.progress.deadline(), self._watch)
+        in_flight, window, publish, settle = self.in_flight, self.window, self.broker.publish_nowait, self._settle
+        queue, delay = self.queue, self.delay
+        try:
+            for index, envelope in enumerate(self.envelopes):
+                if len(in_flight) >= window:
+                    await self._wait(window)
+                if self.trouble is not None or self.stalled:
+                    break
+                in_flight[index] = publish(queue, envelope, delay, settle, index)
+            await self._wait(1)  # the last confirms
+        finally:
+            self._timer.cancel()
+            if in_flight:  # an error, a stall or cancellation: end what is still in flight, and wait for it
+                futures = list(in_flight.values())
+                for future in futures:
+                    future.cancel()
+                await asyncio.wait(futures)
+        if self.trouble is not None:
+            if isinstance(self.trouble, RECOVERABLE):
+                unconfirmed = [e for e, s in zip(self.envelopes, self.state) if s != _CONFIRMED]
+                raise Unconfirmed(self.trouble, unconfirmed)
+            raise self.trouble
+        if self.stalled:
+            raise Stalled()
+        return [e for e, s in zip(self.envelopes, self.state) if s == _REFUSED]
+
+
+class Stalled(Exception):
+    """No message of a batch was confirmed for the timeout (internal to the producer)."""
 
 
 class Unconfirmed(ConnectionFailed):

@@ -91,11 +91,18 @@ class Task(Generic[P, R]):
     def send_many(self, calls: Iterable[Sequence[Any] | Call]) -> list[str]:
         """Enqueue many calls with pipelined confirms; returns their message ids once all are confirmed.
 
-        Each item is a sequence of positional arguments, or a :class:`Call`.
+        Each item is a sequence of positional arguments, or a :class:`Call`. The send
+        gives up only after ``App.send_timeout`` seconds without a confirm
+        (:meth:`App.send_many`), however long the whole batch takes.
         """
         normalised = [c if isinstance(c, Call) else Call(tuple(c)) for c in calls]
+        checked: set[tuple[int, tuple[str, ...]]] = set()
         for call in normalised:
-            self._check(call.args, call.kwargs)
+            # Binding depends only on how many positional and which keyword arguments: check each shape once.
+            shape = (len(call.args), tuple(call.kwargs))
+            if shape not in checked:
+                self._check(call.args, call.kwargs)
+                checked.add(shape)
         return self.app.send_many(self.name, normalised, queue=self.queue)
 
     def _check(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:

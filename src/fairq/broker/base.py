@@ -24,6 +24,7 @@ these promises (tests/contract checks them for every backend):
 from __future__ import annotations
 
 import abc
+import asyncio
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -153,6 +154,23 @@ class Broker(abc.ABC):
         before it becomes ready in ``queue``: held by the broker (not by any worker),
         surviving a broker restart, and never delivered early.
         """
+
+    def publish_nowait(self, queue: str, envelope: Envelope, delay: float,
+                       done: Callable[[int, BaseException | None], None], token: int) -> asyncio.Future[Any]:
+        """Start :meth:`publish` without waiting for it: how batches keep many confirms in flight.
+
+        ``done(token, error)`` is called once, from the event loop, when the publish
+        ends: ``error`` is None once the broker confirmed the message, else the
+        fairq error :meth:`publish` would have raised, or a ``CancelledError`` if the
+        returned future was cancelled. Backends may override it with a cheaper path.
+        """
+        task = asyncio.ensure_future(self.publish(queue, envelope, delay))
+
+        def finished(task: asyncio.Future[None]) -> None:
+            done(token, asyncio.CancelledError() if task.cancelled() else task.exception())
+
+        task.add_done_callback(finished)
+        return task
 
     @abc.abstractmethod
     async def consume(self, queue: str, prefetch: int, handler: DeliveryHandler) -> Consumer:

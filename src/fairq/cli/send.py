@@ -47,7 +47,7 @@ def find_task(name: str) -> Task[Any, Any] | None:
 @click.option("--delay", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
               help="start no sooner than this (held by the broker)")
 @click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True, metavar="SECONDS",
-              help="how long to wait for a broker that is down or blocked")
+              help="how long to wait for a broker that is down or blocked (with --count: without any confirm)")
 @click.option("--wait-if-full", is_flag=True, help="wait for room in a full queue instead of failing")
 @click.option("--raw", is_flag=True, help="send a plain message like the article's task.py: the words joined by spaces")
 @broker_option
