@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from functools import partial
@@ -236,7 +237,13 @@ class AckBatcher:
         self._pending: list[int] = []
         self._timer: asyncio.TimerHandle | None = None
         self._close_when_settled = False
-        self._sending = 0  # _send tasks scheduled or running: the channel must not close under them
+        #: Ack frames not yet handed to the connection, in order, and the one task that writes them.
+        #: One writer per channel, because order matters: a single ack written after a ``multiple``
+        #: ack that already covered its tag is PRECONDITION_FAILED (unknown delivery tag), which closes
+        #: the channel and requeues everything on it, and aiormq's bounded write queue lets concurrent
+        #: writers overtake each other.
+        self._outbox: deque[tuple[int, bool]] = deque()
+        self._writer: asyncio.Future[None] | None = None
 
     def delivered(self, tag: int) -> None:
         self._unsettled.add(tag)
@@ -254,7 +261,7 @@ class AckBatcher:
     def _maybe_close(self) -> None:
         # An ack frame for a channel that is already closed is a connection error (CHANNEL_ERROR,
         # "expected 'channel.open'"): the broker would drop the connection and requeue everything.
-        if (self._close_when_settled and not self._unsettled and not self._pending and not self._sending
+        if (self._close_when_settled and not self._unsettled and not self._pending and self._writer is None
                 and not self.channel.is_closed):
             self._close_when_settled = False
             asyncio.ensure_future(self._close())
@@ -290,18 +297,21 @@ class AckBatcher:
         below = [t for t in pending if floor is None or t < floor]
         acks = [(below[-1], True)] if below else []
         acks += [(t, False) for t in pending[len(below):]]
-        self._sending += 1
-        asyncio.ensure_future(self._send(acks))
+        self._outbox.extend(acks)
+        if self._writer is None:
+            self._writer = asyncio.ensure_future(self._write())
 
-    async def _send(self, acks: list[tuple[int, bool]]) -> None:
+    async def _write(self) -> None:
         try:
-            for tag, multiple in acks:
+            while self._outbox:
+                tag, multiple = self._outbox.popleft()
                 await self.channel.basic_ack(tag, multiple=multiple, wait=False)
         except Exception as exc:  # the channel died: the broker requeues what it had not seen acked
             log.warning("acks lost with their channel: %s", _reason(exc))
+            self._outbox.clear()
             return
         finally:
-            self._sending -= 1
+            self._writer = None
         self._maybe_close()
 
 
