@@ -117,19 +117,20 @@ def test_adaptive_prefetch_deepens_for_short_tasks_and_hands_work_back_behind_a_
         try:
             app.send_many("record", [Call((f"s{i}", 0.0)) for i in range(3000)], queue=queue)
             wait_for(lambda: worker.count("adaptive prefetch → ") >= 1, what="the window to deepen")
+            app.send("record", ("first-long", 0.5), queue=queue)
             app.send_many("gated", [Call(("long", str(gate)))], queue=queue)
             app.send_many("record", [Call((f"t{i}", 0.0)) for i in range(300)], queue=queue)
             wait_for(lambda: "long" in journal.tags("start"), what="the long task to start")
-            # the long task holds the only slot: the worker parks (takes nothing more) and hands the rest back
-            wait_for(lambda: worker.count("adaptive prefetch → 0 (parked") >= 1, timeout=10, what="the worker to park")
-            wait_for(lambda: unacked(queue) == 0 and amqp.ready(queue) == 300, timeout=10,
-                     what="unstarted tasks back in the queue, no consumer holding any")
-            assert worker.count("adaptive prefetch → 1 ") == 0  # nothing taken while the slot is busy
+            # a second long task in a row holds the only slot: what waits behind it goes back to the queue
+            wait_for(lambda: worker.count("handing back what waits here") >= 1, timeout=10, what="the hand-back")
+            wait_for(lambda: amqp.ready(queue) == 300, timeout=10, what="every task behind the long one back in the queue")
+            held = unacked(queue)  # the originals stay unacked, so the broker sends this worker nothing more
+            assert held > 1 and amqp.ready(queue) == 300
             gate.touch()
-            wait_for(lambda: len(set(journal.tags("done"))) == 3301, timeout=60, what="every task")
+            wait_for(lambda: len(set(journal.tags("done"))) == 3302, timeout=60, what="every task")
         finally:
             app.close()
     windows = [int(line.split("adaptive prefetch → ")[1].split()[0]) for line in worker.lines
                if "adaptive prefetch → " in line]
-    assert windows[0] > 1 and 0 in windows and 1 in windows  # deep, parked, then fair again once the slot freed
+    assert windows[0] > 1
     assert len(journal.tags("done")) == len(set(journal.tags("done")))  # handed back, not run twice

@@ -57,12 +57,16 @@ def test_tasks_turning_long_send_it_back_to_fair() -> None:
     w = measured(1, task=0.0001, gap=0.002)
     w.changed(w.decide(now=10.0) or 0, now=10.0)
     assert w.deep
-    assert w.is_long(0.5) and not w.is_long(0.001)
+    assert not w.should_park(0.5)  # one long task among short ones: its neighbours wait it out
+    w.task_finished(0.5)  # ... but after a long task, a second one that runs long sends them elsewhere
+    assert w.should_park(0.5) and not w.should_park(0.001)
+    w.task_finished(0.0001)
+    assert not w.should_park(0.5)
     for _ in range(20):
         w.task_finished(0.3)
     assert w.decide(now=20.0) == 1
     w.changed(1, now=20.0)
-    assert not w.is_long(5.0)  # in a fair window nothing waits behind a long task
+    assert not w.should_park(5.0)  # in a fair window nothing waits behind a long task
 
 
 def test_gaps_from_an_empty_queue_are_clipped() -> None:
@@ -92,3 +96,14 @@ def test_a_fair_window_goes_deep_only_after_a_run_of_short_tasks() -> None:
     assert w.decide(now=10.0) is None
     w.task_finished(0.0001)
     assert (w.decide(now=10.0) or 0) > 1  # no interval to wait: a run of short tasks is evidence enough
+
+
+def test_long_tasks_among_short_ones_cap_the_depth() -> None:
+    w = measured(1, task=0.00001, gap=0.05)
+    assert w.target() == 257
+    for _ in range(40):  # one task in 250 runs a second
+        w.task_finished(1.0)
+        for _ in range(249):
+            w.task_finished(0.00001)
+    # a window holds about a quarter of the stretch between long tasks, so few hold one
+    assert 30 <= w.target() - 1 <= 100

@@ -15,12 +15,12 @@ Quorum queues fix a consumer's prefetch when it starts, so a change of window
 means a new consumer (docs/adaptive-prefetch.md). Changes are rare:
 
 - fair → deep when the last few tasks were each shorter than a round trip;
-- deep → deeper when the target doubles, deep → fair when the median turns long,
-  at most every ``MIN_INTERVAL`` seconds; a deep window never shrinks to a smaller
-  deep one (both are deep; the churn would cost more than it could save);
-- *park* at once when every slot is busy with a long task while tasks wait in
-  hand: the worker takes nothing more, hands the waiting tasks back for idle
-  workers, and resumes with a fair window when a slot frees.
+- deep → deeper or shallower when the target doubles or halves, deep → fair when
+  the median turns long, at most every ``MIN_INTERVAL`` seconds;
+- the depth never exceeds a quarter of the usual stretch between long tasks, so
+  few windows hold a long task at all;
+- *park* when every slot runs a long task right after another long one while tasks
+  wait in hand: the worker hands those back (as copies) for idle workers.
 
 This module is pure arithmetic; the worker feeds it measurements.
 """
@@ -51,6 +51,11 @@ MIN_INTERVAL = 0.5
 #: In a deep window, a task running this many times the median (and at least LONG_FLOOR s) is long.
 LONG_FACTOR = 50.0
 LONG_FLOOR = 0.1
+#: Weight of one task in the running share of long tasks (a memory of about 1,000 tasks).
+LONG_ALPHA = 1 / 1024
+#: A deep window holds at most this many times the expected gap between long tasks: then about one
+#: window in four holds a long task that may wait behind another.
+LONG_RISK = 0.25
 
 
 class AdaptiveWindow:
@@ -63,6 +68,10 @@ class AdaptiveWindow:
         self.gap_seconds: float | None = None  #: G, running average
         self.gaps = 0
         self.short_run = 0  #: tasks in a row shorter than G
+        self.long_share = 0.0  #: running share of long tasks among finished ones
+        self.long_streak = 0  #: long tasks in a row among the last finished ones
+        self._finished = 0
+        self._long_after = LONG_FLOOR  # long_after(), refreshed every few tasks (a median is not free)
         self._changed_at = float("-inf")
 
     @property
@@ -75,6 +84,12 @@ class AdaptiveWindow:
         return statistics.median(self.recent) if self.recent else None
 
     def task_finished(self, seconds: float) -> None:
+        self._finished += 1
+        if self._finished % 8 == 1:
+            self._long_after = self.long_after()
+        long = seconds > self._long_after
+        self.long_share += LONG_ALPHA * ((1.0 if long else 0.0) - self.long_share)
+        self.long_streak = self.long_streak + 1 if long else 0
         self.recent.append(seconds)
         g = self.gap_seconds
         self.short_run = self.short_run + 1 if g is not None and seconds < g else 0
@@ -96,6 +111,9 @@ class AdaptiveWindow:
         if s is None or g is None or self.gaps < MIN_SAMPLES or s >= g:
             return self.slots
         depth = min(MAX_DEPTH, math.ceil(4 * g / (s + TASK_OVERHEAD)))
+        if self.long_share > 0:
+            # Long tasks among the short ones: hold few enough that a window rarely holds one.
+            depth = max(1, min(depth, int(LONG_RISK / self.long_share)))
         return self.slots * (1 + depth)
 
     def decide(self, now: float) -> int | None:
@@ -108,18 +126,28 @@ class AdaptiveWindow:
         if now - self._changed_at < MIN_INTERVAL:
             return None
         target = self.target()
-        if target == self.slots or target >= 2 * self.window:
+        if target == self.slots or target >= 2 * self.window or 2 * target <= self.window:
             return target
-        return None  # deep already: grow when the target doubles, never shrink a deep window (no gain)
+        return None  # deep already: change only when the target doubles or halves (churn costs round trips)
 
-    def is_long(self, running_for: float) -> bool:
-        """In a deep window, has a task run long enough that tasks waiting behind it should go elsewhere?"""
-        if not self.deep:
-            return False
-        return running_for > max(LONG_FLOOR, LONG_FACTOR * (self.task_seconds or 0.0))
+    def long_after(self) -> float:
+        """Run time past which a task counts as long."""
+        return max(LONG_FLOOR, LONG_FACTOR * (self.task_seconds or 0.0))
+
+    def should_park(self, running_for: float) -> bool:
+        """Every slot has run its task for ``running_for`` s or more, and tasks wait in this deep
+        window: should they go back to the queue for idle workers?
+
+        Yes when these tasks are long *and* the task before them was long too: then the tasks in
+        hand have already waited out one long task and are queued behind a second. A single long
+        task among short ones is not worth it (its neighbours wait once, as with any fixed
+        prefetch, and copying a window back costs the queue more than that wait); a run of them
+        (a burst of long work landing in a deep window) is.
+        """
+        return self.deep and self.long_streak > 0 and running_for > self.long_after()
 
     def changed(self, window: int, now: float) -> None:
-        """The worker now consumes with ``window`` (``slots`` after parking: it resumes fair)."""
+        """The worker now consumes with ``window``."""
         self.window = window
         self._changed_at = now
         self.short_run = 0

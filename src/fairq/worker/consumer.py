@@ -13,6 +13,7 @@ redelivered copy instead of running twice here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import enum
 import logging
@@ -119,7 +120,11 @@ class Worker:
         self._held = 0  # deliveries handed to _handle and not yet settled
         self._credit_at: float | None = None  # when a slot freed credit with nothing in hand
         self._reconsuming = False
-        self._parked = False  # adaptive: consumers retired while every slot runs a long task
+        #: adaptive: every slot runs a long task, the tasks that waited here went back to the queue as
+        #: copies, and their originals stay unacked (holding the window full) until a slot frees.
+        self._parked = False
+        self._unparked = asyncio.Event()
+        self._unparked.set()
         self._inflight: dict[tuple[str, int], asyncio.Future[Settlement]] = {}
         self._orphans = Remembered()
         self._consumers: list[Consumer] = []
@@ -176,7 +181,6 @@ class Worker:
 
     async def _open(self) -> None:
         await self.broker.connect()
-        self._parked = False  # a new session consumes at the current window
         for spec in self.queues:
             await self.broker.declare(spec)
         count = self._window
@@ -250,15 +254,17 @@ class Worker:
         if self._running:
             log.warning("%s: aborting %d unfinished task(s); the broker will redeliver them", self.name, len(self._running))
 
-    def _give_back_unstarted(self, republish: bool = False) -> None:
+    def _give_back_unstarted(self, republish: bool = False, hold: bool = False) -> None:
         """Every prefetched task not started yet is settled as not started (its handler requeues,
         republishes or, if its channel is gone, drops it)."""
         assert self._runner is not None
-        self._runner.reclaim(republish)
+        if not hold:
+            self._unpark()  # held originals are released with the rest
+        self._runner.reclaim(republish, hold)
         while self._async_waiters:
             waiter = self._async_waiters.popleft()
             if not waiter.done():
-                waiter.set_exception(NotStarted(republish))
+                waiter.set_exception(NotStarted(republish, hold))
 
     # -- dispatch ------------------------------------------------------------------------
 
@@ -331,12 +337,12 @@ class Worker:
             if self.adaptive is not None and self.adaptive.deep:
                 started = [j.started for j in list(self._runner.running)] + list(self._async_started.values())
                 waiting = self._runner.queued + len(self._async_waiters)
-                if waiting and len(started) >= self.threads and self.adaptive.is_long(now - max(started)):
+                if waiting and len(started) >= self.threads and self.adaptive.should_park(now - max(started)):
                     self._park()
 
     def _adapt(self, window: int) -> None:
         """Replace the consumers by ones with prefetch ``window`` (quorum queues fix it per consumer)."""
-        if self._reconsuming or self._parked or self.state is not State.RUNNING or window == self._window:
+        if self._reconsuming or self.state is not State.RUNNING or window == self._window:
             return
         if self.adaptive is not None:
             self.adaptive.changed(window, time.monotonic())
@@ -348,52 +354,38 @@ class Worker:
         asyncio.ensure_future(self._reconsume(window))
 
     def _park(self) -> None:
-        """Every slot is busy with a long task: take nothing more and hand back what waits, so
-        idle workers get it now; consume again (fair) when a slot frees (:meth:`_resume`)."""
-        if self._reconsuming or self._parked or self.state is not State.RUNNING:
+        """Every slot is busy with a long task: copies of the tasks waiting here go to the back of the
+        queue for idle workers, and the originals stay unacked until a slot frees (:meth:`_unpark`).
+
+        Holding them keeps this consumer's window full, so the broker sends it nothing more while its
+        slots are busy, and it needs no new consumer (no round trips) to take work again afterwards.
+        """
+        if self.state is not State.RUNNING:
             return
-        assert self.adaptive is not None
-        self.adaptive.changed(self.threads, time.monotonic())
-        self._parked = self._reconsuming = True
-        self._window = self.threads
-        self._give_back_unstarted(republish=True)
-        asyncio.ensure_future(self._reconsume(None))
+        if not self._parked:
+            self._parked = True
+            self._unparked.clear()
+            log.info("%s: adaptive: every slot runs a long task; handing back what waits here", self.name)
+        self._give_back_unstarted(republish=True, hold=True)
 
-    def _resume(self) -> None:
-        if self._parked and not self._reconsuming and self.state is State.RUNNING and self._free_slots():
-            self._reconsuming = True
-            asyncio.ensure_future(self._reconsume(self._window))
+    def _unpark(self) -> None:
+        if self._parked:
+            self._parked = False
+            self._unparked.set()  # the held originals are acked: the broker refills the window
 
-    def _free_slots(self) -> int:
-        assert self._runner is not None
-        return self.threads - len(self._runner.running) - len(self._async_started)
-
-    async def _reconsume(self, window: int | None) -> None:
-        """Retire the consumers (unless parked already) and start new ones with prefetch ``window``
-        (``None``: park, start none)."""
-        resuming = self._parked and window is not None
-        failed = False
+    async def _reconsume(self, window: int) -> None:
         try:
             for index, spec in enumerate(self.queues):
-                if not resuming:
-                    await self._consumers[index].retire()
-                if window is not None:
-                    self._consumers[index] = await self.broker.consume(spec.name, window, self._on_delivery)
-            if window is None:
-                self._give_back_unstarted(republish=True)  # stragglers delivered before the cancel took
-            else:
-                self._parked = False
-            log.info("%s: adaptive prefetch → %s (task %.2g s, refill gap %.2g s)", self.name,
-                     window if window is not None else "0 (parked behind long tasks)",
+                old = self._consumers[index]
+                await old.retire()
+                self._consumers[index] = await self.broker.consume(spec.name, window, self._on_delivery)
+            log.info("%s: adaptive prefetch → %d (task %.2g s, refill gap %.2g s)", self.name, window,
                      (self.adaptive.task_seconds or 0) if self.adaptive else 0,
                      (self.adaptive.gap_seconds or 0) if self.adaptive else 0)
         except BrokerError as exc:
             log.warning("%s: changing prefetch failed: %s", self.name, exc)  # the session watch reconnects
-            failed = True
         finally:
             self._reconsuming = False
-        if not failed:
-            self._resume()  # a slot may have freed while parking
 
     # -- one delivery --------------------------------------------------------------------
 
@@ -420,7 +412,9 @@ class Worker:
         if isinstance(outcome, NotStarted):  # given back before it started
             if key is not None:
                 self._inflight.pop(key).cancel()
-            if delivery.alive and outcome.republish:
+            if delivery.alive and outcome.hold:
+                await self._hand_back_holding(delivery)
+            elif delivery.alive and outcome.republish:
                 await self._apply(delivery, Settlement(Outcome.REQUEUE), None)
             elif delivery.alive:
                 await delivery.requeue()
@@ -523,8 +517,7 @@ class Worker:
         """Feed a task's run time to the adaptive window, and follow it if it asks for a change."""
         if self.adaptive is not None:
             self.adaptive.task_finished(seconds)
-            if self._parked:
-                return self._resume()
+            self._unpark()
             window = None if self._reconsuming else self.adaptive.decide(time.monotonic())
             if window is not None:
                 self._adapt(window)
@@ -536,6 +529,22 @@ class Worker:
         self.recycle = True
         if self.state is State.RUNNING:
             self.stop()
+
+    async def _hand_back_holding(self, delivery: Delivery) -> None:
+        """A copy to the back of the queue now; the original acked once this worker unparks."""
+        try:
+            await self.broker.publish(delivery.queue, wire.republished(delivery.envelope))
+        except BrokerError as exc:
+            log.warning("%s: could not hand back %s (%s); it stays here", self.name, delivery.envelope.message_id, exc)
+            if delivery.alive:
+                with contextlib.suppress(BrokerError):
+                    await delivery.requeue()
+            return
+        await self._unparked.wait()
+        try:
+            await delivery.ack()
+        except BrokerError:
+            pass  # the channel died: the broker redelivers the original as well as the copy (at-least-once)
 
     async def _apply(self, delivery: Delivery, settlement: Settlement, key: tuple[str, int] | None) -> None:
         """Carry out ``settlement``; if the delivery's channel is gone, keep it for the redelivered copy."""
