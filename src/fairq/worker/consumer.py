@@ -535,7 +535,8 @@ class Worker:
         try:
             await self.broker.publish(delivery.queue, wire.republished(delivery.envelope))
         except BrokerError as exc:
-            log.warning("%s: could not hand back %s (%s); it stays here", self.name, delivery.envelope.message_id, exc)
+            log.warning("%s: could not hand back a copy of %s (%s); requeueing the original instead", self.name,
+                        delivery.envelope.message_id, exc)
             if delivery.alive:
                 with contextlib.suppress(BrokerError):
                     await delivery.requeue()
