@@ -14,6 +14,10 @@ from tests.support.rabbit_node import PrivateRabbitNode
 from tests.support.reliability import Inspector, Outcome, counts, record
 from tests.support.workers import TASKS, Journal, wait_for, worker_process
 
+#: How late a broker-side delay may end: quorum TTL expiry plus a redelivery, measured up to
+#: 1.04 s late on the 2-core test machine under load (fresh-clone test run, 2026-11-27).
+LATE = 1.5
+
 pytestmark = pytest.mark.faults
 QUEUE = "delivery"
 
@@ -46,7 +50,7 @@ def test_a_delayed_task_survives_a_broker_restart_and_runs_once_on_time(private_
                    f"({restarted:.1f} s in)", 1, len(set(journal.tags("done"))), 1 - len(set(journal.tags("done"))),
                    len(journal.tags("start")) - 1, f"started {late:+.3f} s after its due time"))
     assert journal.tags("start") == ["later"]
-    assert 0 <= late <= 1.0
+    assert 0 <= late <= LATE
 
 
 def test_a_retry_chain_of_five_failures_then_success_leaves_nothing_behind(private_rabbit: PrivateRabbitNode,
@@ -66,7 +70,7 @@ def test_a_retry_chain_of_five_failures_then_success_leaves_nothing_behind(priva
     assert len(starts) == 6
     for retry, gap in enumerate(gaps, start=1):
         ceiling = 0.2 * 2 ** (retry - 1)
-        assert ceiling / 2 <= gap <= ceiling + 0.5
+        assert ceiling / 2 <= gap <= ceiling + LATE
 
 
 def test_a_crash_looping_task_is_dead_lettered_after_the_delivery_limit(private_rabbit: PrivateRabbitNode,

@@ -10,6 +10,10 @@ from helpers import TASKS, Amqp, Journal, wait_for, worker_process
 from fairq import App
 from fairq.broker.topology import dead_letter_queue
 
+#: How late a broker-side delay may end: quorum TTL expiry plus a redelivery, measured up to
+#: 1.04 s late on the 2-core test machine under load (fresh-clone test run, 2026-11-27).
+LATE = 1.5
+
 
 def send(broker_url: str, queue: str, task: str, *args: object, delay: float = 0.0) -> float:
     """Send one task; returns the time just before sending."""
@@ -32,7 +36,7 @@ def test_five_failures_then_success_runs_six_times_with_growing_backoff(
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     for retry, gap in enumerate(gaps, start=1):
         ceiling = 0.2 * 2 ** (retry - 1)  # retry_backoff=0.2: waits in [ceiling/2, ceiling], plus dispatch
-        assert ceiling / 2 <= gap <= ceiling + 0.5, (retry, gaps)
+        assert ceiling / 2 <= gap <= ceiling + LATE, (retry, gaps)
     assert amqp.ready(queue) == 0 and amqp.ready(dead_letter_queue(queue)) == 0
 
 
