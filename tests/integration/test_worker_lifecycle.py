@@ -55,7 +55,7 @@ def _busy_child(journal: Journal, children: list[int]) -> int | None:
 def test_sigterm_finishes_the_running_task_and_returns_the_prefetched_ones_at_once(
         broker_url: str, amqp: Amqp, queue: str, journal: Journal, worker_env: dict[str, str]) -> None:
     with worker_process(str(TASKS), "-Q", queue, "-p", "1", "--prefetch", "4", env=worker_env) as worker:
-        send_records(broker_url, queue, ["running", "p1", "p2", "p3"], 3.0)
+        send_records(broker_url, queue, ["running", "p1", "p2", "p3"], 8.0)  # long enough for slow rabbitmqctl reads
         wait_for(lambda: journal.tags("start") == ["running"], what="the first task to start")
         wait_for(lambda: unacked(queue) == 4, what="four deliveries held by the worker")
         worker.signal(signal.SIGTERM)
