@@ -334,11 +334,8 @@ class Worker:
                     assert isinstance(fn, _Labelled)
                     job.future.set_exception(TimeLimitExceeded(f"{fn.label} ran over its time limit of {limit:g} s"))
                     self._abandon_thread(fn.label)
-            if self.adaptive is not None and self.adaptive.deep:
-                started = [j.started for j in list(self._runner.running)] + list(self._async_started.values())
-                waiting = self._runner.queued + len(self._async_waiters)
-                if waiting and len(started) >= self.threads and self.adaptive.should_park(now - max(started)):
-                    self._park()
+            # Parking (handing waiting tasks back behind a run of long ones, `_park`) is switched off:
+            # in one test run the queue held more copies than tasks handed back; not yet understood.
 
     def _adapt(self, window: int) -> None:
         """Replace the consumers by ones with prefetch ``window`` (quorum queues fix it per consumer)."""
