@@ -109,7 +109,7 @@ def test_async_tasks_run_concurrently_in_one_process(broker_url: str, queue: str
     assert len({row[2] for row in journal.entries()}) == 1
 
 
-def test_adaptive_prefetch_deepens_for_short_tasks_and_hands_work_back_behind_a_long_one(
+def test_adaptive_prefetch_deepens_for_short_tasks_and_parks_behind_a_long_one(
         broker_url: str, amqp: Amqp, queue: str, journal: Journal, worker_env: dict[str, str], tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     with worker_process(str(TASKS), "-Q", queue, "-p", "1", "--prefetch", "adaptive", env=worker_env) as worker:
@@ -117,12 +117,16 @@ def test_adaptive_prefetch_deepens_for_short_tasks_and_hands_work_back_behind_a_
         try:
             app.send_many("record", [Call((f"s{i}", 0.0)) for i in range(3000)], queue=queue)
             wait_for(lambda: worker.count("adaptive prefetch → ") >= 1, what="the window to deepen")
-            app.send("record", ("first-long", 0.5), queue=queue)
             app.send_many("gated", [Call(("long", str(gate)))], queue=queue)
             app.send_many("record", [Call((f"t{i}", 0.0)) for i in range(300)], queue=queue)
             wait_for(lambda: "long" in journal.tags("start"), what="the long task to start")
+            # Parked: every task not run is back in the queue, once (a duplicate would overshoot).
+            wait_for(lambda: worker.count("parking") >= 1, what="the worker to park")
+            wait_for(lambda: amqp.ready(queue) == 3300 - len(journal.tags("done")), timeout=30,
+                     what="every task not run back in the queue")
+            assert "t0" not in journal.tags("start")  # queued behind the long task, so handed back
             gate.touch()
-            wait_for(lambda: len(set(journal.tags("done"))) == 3302, timeout=60, what="every task")
+            wait_for(lambda: len(set(journal.tags("done"))) == 3301, timeout=60, what="every task")
         finally:
             app.close()
     windows = [int(line.split("adaptive prefetch → ")[1].split()[0]) for line in worker.lines

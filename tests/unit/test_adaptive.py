@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from fairq.worker.adaptive import MIN_INTERVAL, MIN_SAMPLES, SHORT_RUN, TASK_OVERHEAD, AdaptiveWindow
+from fairq.worker.adaptive import LONG_FLOOR, MIN_INTERVAL, MIN_SAMPLES, REFRESH, SHORT_RUN, AdaptiveWindow
 
 
 def measured(slots: int, task: float, gap: float) -> AdaptiveWindow:
@@ -29,15 +29,15 @@ def test_long_tasks_keep_one_task_per_slot() -> None:
 
 def test_short_tasks_deepen_the_window_to_cover_the_round_trip() -> None:
     w = measured(2, task=0.0005, gap=0.002)
-    # 4 × gap / (task + the worker's own cost per task) tasks per slot, on top of the slot's own
-    assert w.decide(now=10.0) == 2 * (1 + math.ceil(4 * 0.002 / (0.0005 + TASK_OVERHEAD)))
+    # 4 × gap / task tasks per slot, on top of the slot's own
+    assert w.decide(now=10.0) == 2 * (1 + math.ceil(4 * 0.002 / 0.0005))
 
 
 def test_the_depth_is_capped() -> None:
     assert measured(1, task=1e-7, gap=0.05).decide(now=10.0) == 257
 
 
-def test_changes_wait_for_the_interval_and_never_shrink_a_deep_window() -> None:
+def test_changes_wait_for_the_interval_and_a_deep_window_shrinks_only_to_a_quarter() -> None:
     w = measured(1, task=0.0005, gap=0.002)
     target = w.decide(now=10.0)
     assert target is not None
@@ -48,25 +48,35 @@ def test_changes_wait_for_the_interval_and_never_shrink_a_deep_window() -> None:
     bigger = w.decide(now=10.0 + MIN_INTERVAL)
     assert bigger is not None and bigger >= 2 * target
     w.changed(bigger, now=11.0)
-    for _ in range(5):
-        w.task_finished(0.0003)  # a bit slower: still deep, a smaller deep window would gain nothing
+    for _ in range(40):
+        w.task_finished(0.0002)  # slower, as tiny tasks waver with load: the target halves, no change
+    assert bigger // 4 < w.target() <= bigger // 2
     assert w.decide(now=20.0) is None
+    for _ in range(40):
+        w.task_finished(0.002)  # ten times slower: now a smaller window is worth a new consumer
+    smaller = w.decide(now=30.0)
+    assert smaller is not None and 1 < smaller <= bigger // 4
 
 
-def test_tasks_turning_long_send_it_back_to_fair() -> None:
+def test_a_long_task_in_a_deep_window_parks_it_and_long_work_sends_it_back_to_fair() -> None:
     w = measured(1, task=0.0001, gap=0.002)
     w.changed(w.decide(now=10.0) or 0, now=10.0)
     assert w.deep
-    assert not w.should_park(0.5)  # one long task among short ones: its neighbours wait it out
-    w.task_finished(0.5)  # ... but after a long task, a second one that runs long sends them elsewhere
-    assert w.should_park(0.5) and not w.should_park(0.001)
-    w.task_finished(0.0001)
-    assert not w.should_park(0.5)
+    assert w.long_after == LONG_FLOOR  # 50 × 0.1 ms is below the floor
+    assert w.should_park(LONG_FLOOR * 1.01) and not w.should_park(LONG_FLOOR * 0.99)
     for _ in range(20):
         w.task_finished(0.3)
-    assert w.decide(now=20.0) == 1
+    assert w.decide(now=20.0) == 1  # the median turned long
     w.changed(1, now=20.0)
     assert not w.should_park(5.0)  # in a fair window nothing waits behind a long task
+
+
+def test_what_counts_as_long_follows_the_median() -> None:
+    w = measured(1, task=0.01, gap=0.002)
+    assert w.long_after == 50 * 0.01
+    for _ in range(2 * REFRESH + 32):
+        w.task_finished(0.02)
+    assert w.long_after == 50 * 0.02
 
 
 def test_gaps_from_an_empty_queue_are_clipped() -> None:

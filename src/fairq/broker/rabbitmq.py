@@ -350,6 +350,7 @@ class RabbitConsumer(Consumer):
         self._tag = tag
         self._acks = acks
         self._retired = retired
+        self._cancelled = False
 
     async def retire(self) -> None:
         self._retired.add(self._channel)
@@ -357,8 +358,9 @@ class RabbitConsumer(Consumer):
         self._acks.close_when_settled()
 
     async def cancel(self) -> None:
-        if self._channel.is_closed:
+        if self._cancelled or self._channel.is_closed:
             return
+        self._cancelled = True
         with translated("cancel consumer", ""):
             await self._channel.basic_cancel(self._tag)
 

@@ -15,12 +15,13 @@ Quorum queues fix a consumer's prefetch when it starts, so a change of window
 means a new consumer (docs/adaptive-prefetch.md). Changes are rare:
 
 - fair → deep when the last few tasks were each shorter than a round trip;
-- deep → deeper or shallower when the target doubles or halves, deep → fair when
+- deep → deeper when the target doubles, shallower when it falls to a quarter, deep → fair when
   the median turns long, at most every ``MIN_INTERVAL`` seconds;
 - the depth never exceeds a quarter of the usual stretch between long tasks, so
   few windows hold a long task at all;
-- *park* when every slot runs a long task right after another long one while tasks
-  wait in hand: the worker hands those back (as copies) for idle workers.
+- *park* when every slot of a deep window runs a long task: the worker cancels its
+  consumers, hands what waits in hand back (as copies) for idle workers, and
+  consumes again, with the same window, once a slot frees.
 
 This module is pure arithmetic; the worker feeds it measurements.
 """
@@ -37,17 +38,16 @@ ALPHA = 0.2
 MAX_GAP = 0.05
 #: Extra tasks per slot never exceed this.
 MAX_DEPTH = 256
-#: What a task costs the worker besides its own run time (decode, dispatch, ack): about 0.1 ms for a
-#: no-op (8-10k tasks/s per process in BENCHMARKS.md). The depth counts it in, or a window of
-#: no-ops would be sized as if they took no time at all, and hoard ten times more than it needs.
-TASK_OVERHEAD = 0.0001
 #: Refill gaps needed before the first decision.
 MIN_SAMPLES = 8
-#: Task times the median ``S`` is taken over.
+#: Task times the median ``S`` is taken over, and how often (in tasks) it is taken.
 RECENT = 32
+REFRESH = 4
 #: Tasks in a row, each shorter than a round trip, before a fair window goes deep.
 SHORT_RUN = 4
 MIN_INTERVAL = 0.5
+#: A deep window shrinks only when the target falls to 1/SHRINK of it.
+SHRINK = 4
 #: In a deep window, a task running this many times the median (and at least LONG_FLOOR s) is long.
 LONG_FACTOR = 50.0
 LONG_FLOOR = 0.1
@@ -69,9 +69,9 @@ class AdaptiveWindow:
         self.gaps = 0
         self.short_run = 0  #: tasks in a row shorter than G
         self.long_share = 0.0  #: running share of long tasks among finished ones
-        self.long_streak = 0  #: long tasks in a row among the last finished ones
         self._finished = 0
-        self._long_after = LONG_FLOOR  # long_after(), refreshed every few tasks (a median is not free)
+        self._median: float | None = None  # of ``recent``, refreshed every few tasks (a median is not free)
+        self._long_after = LONG_FLOOR
         self._changed_at = float("-inf")
 
     @property
@@ -80,17 +80,22 @@ class AdaptiveWindow:
 
     @property
     def task_seconds(self) -> float | None:
-        """S: the median of the recent task times."""
-        return statistics.median(self.recent) if self.recent else None
+        """S: the median of the recent task times (as of at most ``REFRESH - 1`` tasks ago)."""
+        return self._median
+
+    @property
+    def long_after(self) -> float:
+        """Run time past which a task counts as long: ``LONG_FACTOR`` × S, and at least ``LONG_FLOOR``."""
+        return self._long_after
 
     def task_finished(self, seconds: float) -> None:
-        self._finished += 1
-        if self._finished % 8 == 1:
-            self._long_after = self.long_after()
         long = seconds > self._long_after
         self.long_share += LONG_ALPHA * ((1.0 if long else 0.0) - self.long_share)
-        self.long_streak = self.long_streak + 1 if long else 0
         self.recent.append(seconds)
+        if self._finished % REFRESH == 0:
+            self._median = statistics.median(self.recent)
+            self._long_after = max(LONG_FLOOR, LONG_FACTOR * self._median)
+        self._finished += 1
         g = self.gap_seconds
         self.short_run = self.short_run + 1 if g is not None and seconds < g else 0
 
@@ -110,7 +115,7 @@ class AdaptiveWindow:
         s, g = self.task_seconds, self.gap_seconds
         if s is None or g is None or self.gaps < MIN_SAMPLES or s >= g:
             return self.slots
-        depth = min(MAX_DEPTH, math.ceil(4 * g / (s + TASK_OVERHEAD)))
+        depth = min(MAX_DEPTH, math.ceil(4 * g / max(s, 1e-6)))
         if self.long_share > 0:
             # Long tasks among the short ones: hold few enough that a window rarely holds one.
             depth = max(1, min(depth, int(LONG_RISK / self.long_share)))
@@ -126,25 +131,20 @@ class AdaptiveWindow:
         if now - self._changed_at < MIN_INTERVAL:
             return None
         target = self.target()
-        if target == self.slots or target >= 2 * self.window or 2 * target <= self.window:
+        if target == self.slots or target >= 2 * self.window or SHRINK * target <= self.window:
             return target
-        return None  # deep already: change only when the target doubles or halves (churn costs round trips)
-
-    def long_after(self) -> float:
-        """Run time past which a task counts as long."""
-        return max(LONG_FLOOR, LONG_FACTOR * (self.task_seconds or 0.0))
+        # Deep already: change only when the target doubles, or falls to a quarter. Each change costs
+        # round trips, and a shrink hands tasks back; the median of tiny tasks wavers by 2-3× with load.
+        return None
 
     def should_park(self, running_for: float) -> bool:
-        """Every slot has run its task for ``running_for`` s or more, and tasks wait in this deep
-        window: should they go back to the queue for idle workers?
+        """Every slot has run its task for ``running_for`` s or more: should this deep window stop
+        taking work, and hand back what waits in it, until a slot frees?
 
-        Yes when these tasks are long *and* the task before them was long too: then the tasks in
-        hand have already waited out one long task and are queued behind a second. A single long
-        task among short ones is not worth it (its neighbours wait once, as with any fixed
-        prefetch, and copying a window back costs the queue more than that wait); a run of them
-        (a burst of long work landing in a deep window) is.
+        Yes once the tasks are long. What waits here would wait out the long tasks while other
+        workers may idle, and the window would go on filling; a fair window holds nothing extra.
         """
-        return self.deep and self.long_streak > 0 and running_for > self.long_after()
+        return self.deep and running_for > self._long_after
 
     def changed(self, window: int, now: float) -> None:
         """The worker now consumes with ``window``."""

@@ -120,11 +120,9 @@ class Worker:
         self._held = 0  # deliveries handed to _handle and not yet settled
         self._credit_at: float | None = None  # when a slot freed credit with nothing in hand
         self._reconsuming = False
-        #: adaptive: every slot runs a long task, the tasks that waited here went back to the queue as
-        #: copies, and their originals stay unacked (holding the window full) until a slot frees.
+        #: adaptive: every slot runs a long task, so the consumers are cancelled and what waited here went
+        #: back to the queue; consume again once a slot frees (:meth:`_park`).
         self._parked = False
-        self._unparked = asyncio.Event()
-        self._unparked.set()
         self._inflight: dict[tuple[str, int], asyncio.Future[Settlement]] = {}
         self._orphans = Remembered()
         self._consumers: list[Consumer] = []
@@ -219,6 +217,7 @@ class Worker:
         else:
             log.warning("%s: lost the broker: %s", self.name, cause)
         self._consumers.clear()
+        self._parked = False  # the next session consumes afresh
         self._give_back_unstarted()  # their deliveries died with the channel: the broker has them again
         await self.broker.close()
         self.broker = connect_url(self.broker_url)
@@ -254,17 +253,15 @@ class Worker:
         if self._running:
             log.warning("%s: aborting %d unfinished task(s); the broker will redeliver them", self.name, len(self._running))
 
-    def _give_back_unstarted(self, republish: bool = False, hold: bool = False) -> None:
+    def _give_back_unstarted(self, republish: bool = False) -> None:
         """Every prefetched task not started yet is settled as not started (its handler requeues,
         republishes or, if its channel is gone, drops it)."""
         assert self._runner is not None
-        if not hold:
-            self._unpark()  # held originals are released with the rest
-        self._runner.reclaim(republish, hold)
+        self._runner.reclaim(republish)
         while self._async_waiters:
             waiter = self._async_waiters.popleft()
             if not waiter.done():
-                waiter.set_exception(NotStarted(republish, hold))
+                waiter.set_exception(NotStarted(republish))
 
     # -- dispatch ------------------------------------------------------------------------
 
@@ -320,8 +317,8 @@ class Worker:
 
     async def _watch_running(self) -> None:
         """Every 0.1 s (0.02 s in a deep window): sync tasks past their time limit are abandoned
-        (a thread cannot be interrupted: this process is then replaced); a long task in a deep
-        adaptive window sends the window back to fair."""
+        (a thread cannot be interrupted: this process is then replaced); when every slot of a deep
+        adaptive window runs a long task, the worker parks."""
         assert self._runner is not None
         while True:
             deep = self.adaptive is not None and self.adaptive.deep
@@ -334,8 +331,10 @@ class Worker:
                     assert isinstance(fn, _Labelled)
                     job.future.set_exception(TimeLimitExceeded(f"{fn.label} ran over its time limit of {limit:g} s"))
                     self._abandon_thread(fn.label)
-            # Parking (handing waiting tasks back behind a run of long ones, `_park`) is switched off:
-            # in one test run the queue held more copies than tasks handed back; not yet understood.
+            if self.adaptive is not None and self.adaptive.deep and not self._parked and not self._reconsuming:
+                started = [job.started for job in self._runner.running] + list(self._async_started.values())
+                if len(started) >= self.threads and self.adaptive.should_park(now - max(started)):
+                    self._park()
 
     def _adapt(self, window: int) -> None:
         """Replace the consumers by ones with prefetch ``window`` (quorum queues fix it per consumer)."""
@@ -351,30 +350,48 @@ class Worker:
         asyncio.ensure_future(self._reconsume(window))
 
     def _park(self) -> None:
-        """Every slot is busy with a long task: copies of the tasks waiting here go to the back of the
-        queue for idle workers, and the originals stay unacked until a slot frees (:meth:`_unpark`).
+        """Every slot runs a long task: stop consuming, and hand what waits here back to the queue (as
+        copies at its back) for idle workers. :meth:`_measured` consumes again once a slot frees.
 
-        Holding them keeps this consumer's window full, so the broker sends it nothing more while its
-        slots are busy, and it needs no new consumer (no round trips) to take work again afterwards.
+        Cancelling is the only way to stop a quorum consumer's deliveries short of filling its window,
+        and costs two round trips: nothing next to a task that has already run this long.
         """
         if self.state is not State.RUNNING:
             return
-        if not self._parked:
-            self._parked = True
-            self._unparked.clear()
-            log.info("%s: adaptive: every slot runs a long task; handing back what waits here", self.name)
-        self._give_back_unstarted(republish=True, hold=True)
+        self._parked = True
+        self._reconsuming = True
+        log.info("%s: adaptive: every slot runs a long task; parking (handing back what waits here)", self.name)
+        asyncio.ensure_future(self._park_consumers())
+
+    async def _park_consumers(self) -> None:
+        try:
+            for consumer in self._consumers:
+                await consumer.retire()
+        except BrokerError as exc:
+            log.warning("%s: parking failed: %s", self.name, exc)  # the session watch reconnects
+        finally:
+            self._reconsuming = False
+        # Deliveries sent before the cancel took effect arrive before its reply; any that reach a slot
+        # later than this are handed back by _run.
+        self._give_back_unstarted(republish=True)
+        if self._parked and self._has_free_slot():  # a task finished while the cancel was on its way
+            self._unpark()
 
     def _unpark(self) -> None:
-        if self._parked:
-            self._parked = False
-            self._unparked.set()  # the held originals are acked: the broker refills the window
+        if self._parked and not self._reconsuming and self.state is State.RUNNING:
+            self._reconsuming = True
+            asyncio.ensure_future(self._reconsume(self._window))
+
+    def _has_free_slot(self) -> bool:
+        assert self._runner is not None
+        return len(self._runner.running) + len(self._async_started) < self.threads
 
     async def _reconsume(self, window: int) -> None:
+        parked, self._parked = self._parked, False  # a parked worker's consumers are retired already
         try:
             for index, spec in enumerate(self.queues):
-                old = self._consumers[index]
-                await old.retire()
+                if not parked:
+                    await self._consumers[index].retire()
                 self._consumers[index] = await self.broker.consume(spec.name, window, self._on_delivery)
             log.info("%s: adaptive prefetch → %d (task %.2g s, refill gap %.2g s)", self.name, window,
                      (self.adaptive.task_seconds or 0) if self.adaptive else 0,
@@ -409,9 +426,7 @@ class Worker:
         if isinstance(outcome, NotStarted):  # given back before it started
             if key is not None:
                 self._inflight.pop(key).cancel()
-            if delivery.alive and outcome.hold:
-                await self._hand_back_holding(delivery)
-            elif delivery.alive and outcome.republish:
+            if delivery.alive and outcome.republish:
                 await self._apply(delivery, Settlement(Outcome.REQUEUE), None)
             elif delivery.alive:
                 await delivery.requeue()
@@ -474,6 +489,8 @@ class Worker:
     async def _run(self, delivery: Delivery, label: str, task: Task[Any, Any] | None, fn: Callable[..., Any],
                    args: Sequence[Any], kwargs: Mapping[str, Any], *, attempt: int) -> Settlement | NotStarted:
         """Run the task in a slot; the settlement its outcome calls for (NotStarted if given back unstarted)."""
+        if self._parked:
+            return NotStarted(republish=True)  # arrived as the worker parked: for an idle worker
         message_id = delivery.envelope.message_id or ""
         limit = task.time_limit if task is not None else None
         settlement = ACK
@@ -514,10 +531,11 @@ class Worker:
         """Feed a task's run time to the adaptive window, and follow it if it asks for a change."""
         if self.adaptive is not None:
             self.adaptive.task_finished(seconds)
-            self._unpark()
             window = None if self._reconsuming else self.adaptive.decide(time.monotonic())
-            if window is not None:
-                self._adapt(window)
+            if window is not None and window != self._window:
+                self._adapt(window)  # consumes again if parked
+            else:
+                self._unpark()  # a slot is free: consume again if parked
 
     def _abandon_thread(self, label: str) -> None:
         """A sync task overran its limit: its thread cannot be killed, so this process is replaced."""
@@ -526,23 +544,6 @@ class Worker:
         self.recycle = True
         if self.state is State.RUNNING:
             self.stop()
-
-    async def _hand_back_holding(self, delivery: Delivery) -> None:
-        """A copy to the back of the queue now; the original acked once this worker unparks."""
-        try:
-            await self.broker.publish(delivery.queue, wire.republished(delivery.envelope))
-        except BrokerError as exc:
-            log.warning("%s: could not hand back a copy of %s (%s); requeueing the original instead", self.name,
-                        delivery.envelope.message_id, exc)
-            if delivery.alive:
-                with contextlib.suppress(BrokerError):
-                    await delivery.requeue()
-            return
-        await self._unparked.wait()
-        try:
-            await delivery.ack()
-        except BrokerError:
-            pass  # the channel died: the broker redelivers the original as well as the copy (at-least-once)
 
     async def _apply(self, delivery: Delivery, settlement: Settlement, key: tuple[str, int] | None) -> None:
         """Carry out ``settlement``; if the delivery's channel is gone, keep it for the redelivered copy."""

@@ -25,13 +25,11 @@ class NotStarted(Exception):
 
     ``republish``: hand it back as a fresh copy at the back of the queue (a
     rebalance, which must not count as a failed delivery) rather than requeue it.
-    ``hold``: and keep the original unacked until the worker has a free slot again.
     """
 
-    def __init__(self, republish: bool = False, hold: bool = False) -> None:
+    def __init__(self, republish: bool = False) -> None:
         super().__init__("not started")
         self.republish = republish
-        self.hold = hold
 
 
 class Job:
@@ -73,7 +71,7 @@ class ThreadRunner:
         """Jobs waiting for a thread (approximate: threads may be taking one right now)."""
         return self._jobs.qsize()
 
-    def reclaim(self, republish: bool = False, hold: bool = False) -> int:
+    def reclaim(self, republish: bool = False) -> int:
         """Take back every job no thread has started; their futures fail with NotStarted."""
         count = 0
         while True:
@@ -85,7 +83,7 @@ class ThreadRunner:
                 self._jobs.put(None)
                 return count
             if not job.future.done():
-                job.future.set_exception(NotStarted(republish, hold))
+                job.future.set_exception(NotStarted(republish))
             count += 1
 
     def stop(self) -> None:
