@@ -53,7 +53,7 @@ def test_changes_wait_for_the_interval_and_a_deep_window_shrinks_only_to_a_quart
     assert bigger // 4 < w.target() <= bigger // 2
     assert w.decide(now=20.0) is None
     for _ in range(40):
-        w.task_finished(0.002)  # ten times slower: now a smaller window is worth a new consumer
+        w.task_finished(0.001)  # five times slower: now a smaller window is worth a new consumer
     smaller = w.decide(now=30.0)
     assert smaller is not None and 1 < smaller <= bigger // 4
 
