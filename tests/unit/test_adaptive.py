@@ -117,3 +117,13 @@ def test_long_tasks_among_short_ones_cap_the_depth() -> None:
             w.task_finished(0.00001)
     # a window holds about a quarter of the stretch between long tasks, so few hold one
     assert 30 <= w.target() - 1 <= 100
+
+
+def test_the_share_of_long_tasks_is_believed_after_a_few_hundred_tasks() -> None:
+    w = measured(1, task=0.00001, gap=0.05)
+    for _ in range(2):  # 500 tasks, two of them long: not the thousand the running average spans
+        for _ in range(249):
+            w.task_finished(0.00001)
+        w.task_finished(1.0)
+    assert abs(w.long_share - 2 / 508) < 0.001
+    assert 30 <= w.target() - 1 <= 100

@@ -374,6 +374,7 @@ class RabbitMQBroker(Broker):
         self._connection: aiormq.abc.AbstractConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._get_channel: AbstractChannel | None = None
+        self._stats_channel: AbstractChannel | None = None
         self._get_acks: AckBatcher | None = None
         self._batchers: list[AckBatcher] = []
         self._retired: set[AbstractChannel] = set()
@@ -438,6 +439,7 @@ class RabbitMQBroker(Broker):
         self._connection = None
         self._publish_channel = None
         self._get_channel = None
+        self._stats_channel = None
         self._batchers.clear()
         self._delay_bound.clear()
 
@@ -510,10 +512,15 @@ class RabbitMQBroker(Broker):
         return await self.stats(queue) is not None
 
     async def stats(self, queue: str) -> QueueStats | None:
+        # One channel kept for these (a parked-to-be worker asks often), replaced when a missing queue
+        # closes it.
+        if self._stats_channel is None or self._stats_channel.is_closed:
+            self._stats_channel = await self._channel()
         try:
-            async with self._temporary_channel(f"inspect queue {queue!r}") as channel:
-                ok = await channel.queue_declare(queue, passive=True)
+            with translated(f"inspect queue {queue!r}", self.display_url):
+                ok = await self._stats_channel.queue_declare(queue, passive=True)
         except ChannelClosed as exc:
+            self._stats_channel = None
             if exc.code == 404:
                 return None
             raise

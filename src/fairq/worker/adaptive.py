@@ -50,7 +50,7 @@ MIN_INTERVAL = 0.5
 SHRINK = 4
 #: In a deep window, a task running this many times the median (and at least LONG_FLOOR s) is long.
 LONG_FACTOR = 50.0
-LONG_FLOOR = 0.1
+LONG_FLOOR = 0.05
 #: Weight of one task in the running share of long tasks (a memory of about 1,000 tasks).
 LONG_ALPHA = 1 / 1024
 #: A deep window holds at most this many times the expected gap between long tasks: then about one
@@ -68,7 +68,7 @@ class AdaptiveWindow:
         self.gap_seconds: float | None = None  #: G, running average
         self.gaps = 0
         self.short_run = 0  #: tasks in a row shorter than G
-        self.long_share = 0.0  #: running share of long tasks among finished ones
+        self._long_ema = 0.0  # running average of "was long" (1 or 0), before the start-up correction
         self._finished = 0
         self._median: float | None = None  # of ``recent``, refreshed every few tasks (a median is not free)
         self._long_after = LONG_FLOOR
@@ -84,13 +84,24 @@ class AdaptiveWindow:
         return self._median
 
     @property
+    def long_share(self) -> float:
+        """The share of long tasks among the last thousand or so finished ones.
+
+        A running average started at zero would take a thousand tasks to believe what the first
+        few hundred show; divided by the weight it has gathered so far, it is their plain mean.
+        """
+        if not self._finished:
+            return 0.0
+        return self._long_ema / (1.0 - (1.0 - LONG_ALPHA) ** self._finished)
+
+    @property
     def long_after(self) -> float:
         """Run time past which a task counts as long: ``LONG_FACTOR`` × S, and at least ``LONG_FLOOR``."""
         return self._long_after
 
     def task_finished(self, seconds: float) -> None:
         long = seconds > self._long_after
-        self.long_share += LONG_ALPHA * ((1.0 if long else 0.0) - self.long_share)
+        self._long_ema += LONG_ALPHA * ((1.0 if long else 0.0) - self._long_ema)
         self.recent.append(seconds)
         if self._finished % REFRESH == 0:
             self._median = statistics.median(self.recent)

@@ -42,6 +42,9 @@ current_worker: contextvars.ContextVar[str] = contextvars.ContextVar("fairq_work
 
 RawHandler = Callable[[bytes], Any]
 
+#: How often a worker whose slots all run long tasks asks whether its queues are empty (a passive declare).
+PARK_POLL = 0.05
+
 
 @dataclass(frozen=True)
 class TaskEvent:
@@ -123,6 +126,7 @@ class Worker:
         #: adaptive: every slot runs a long task, so the consumers are cancelled and what waited here went
         #: back to the queue; consume again once a slot frees (:meth:`_park`).
         self._parked = False
+        self._checking_queues = False  # _park_once_queues_empty is running
         self._inflight: dict[tuple[str, int], asyncio.Future[Settlement]] = {}
         self._orphans = Remembered()
         self._consumers: list[Consumer] = []
@@ -331,10 +335,10 @@ class Worker:
                     assert isinstance(fn, _Labelled)
                     job.future.set_exception(TimeLimitExceeded(f"{fn.label} ran over its time limit of {limit:g} s"))
                     self._abandon_thread(fn.label)
-            if self.adaptive is not None and self.adaptive.deep and not self._parked and not self._reconsuming:
-                started = [job.started for job in self._runner.running] + list(self._async_started.values())
-                if len(started) >= self.threads and self.adaptive.should_park(now - max(started)):
-                    self._park()
+            if (self.adaptive is not None and self.adaptive.deep and not self._parked and not self._reconsuming
+                    and not self._checking_queues and self._all_slots_long()):
+                self._checking_queues = True
+                asyncio.ensure_future(self._park_once_queues_empty())
 
     def _adapt(self, window: int) -> None:
         """Replace the consumers by ones with prefetch ``window`` (quorum queues fix it per consumer)."""
@@ -349,18 +353,39 @@ class Worker:
             self._give_back_unstarted(republish=True)
         asyncio.ensure_future(self._reconsume(window))
 
+    def _all_slots_long(self) -> bool:
+        assert self._runner is not None and self.adaptive is not None
+        started = [job.started for job in self._runner.running] + list(self._async_started.values())
+        return len(started) >= self.threads and self.adaptive.should_park(time.time() - max(started))
+
+    async def _park_once_queues_empty(self) -> None:
+        """Every slot runs a long task. While the queues hold work, this full window is a fixed prefetch:
+        the other workers have the backlog, and what waits here would wait longer at its back. Once the
+        queues are empty, other workers may idle while tasks wait here: park."""
+        try:
+            while self.state is State.RUNNING and not self._parked and self._all_slots_long():
+                try:
+                    empty = all(stats is None or stats.ready == 0
+                                for stats in [await self.broker.stats(spec.name) for spec in self.queues])
+                except BrokerError:
+                    return  # the session watch reconnects
+                if empty and not self._reconsuming and self._all_slots_long():
+                    self._park()
+                    return
+                await asyncio.sleep(PARK_POLL)
+        finally:
+            self._checking_queues = False
+
     def _park(self) -> None:
-        """Every slot runs a long task: stop consuming, and hand what waits here back to the queue (as
-        copies at its back) for idle workers. :meth:`_measured` consumes again once a slot frees.
+        """Stop consuming, and hand what waits here back to the queue (copies, at its back) for idle
+        workers; :meth:`_measured` consumes again once a slot frees.
 
         Cancelling is the only way to stop a quorum consumer's deliveries short of filling its window,
         and costs two round trips: nothing next to a task that has already run this long.
         """
-        if self.state is not State.RUNNING:
-            return
         self._parked = True
         self._reconsuming = True
-        log.info("%s: adaptive: every slot runs a long task; parking (handing back what waits here)", self.name)
+        log.info("%s: adaptive: every slot runs a long task and the queue is empty; parking", self.name)
         asyncio.ensure_future(self._park_consumers())
 
     async def _park_consumers(self) -> None:
@@ -369,10 +394,10 @@ class Worker:
                 await consumer.retire()
         except BrokerError as exc:
             log.warning("%s: parking failed: %s", self.name, exc)  # the session watch reconnects
+            return
         finally:
             self._reconsuming = False
-        # Deliveries sent before the cancel took effect arrive before its reply; any that reach a slot
-        # later than this are handed back by _run.
+        # After the cancel's reply: every delivery sent before it has arrived.
         self._give_back_unstarted(republish=True)
         if self._parked and self._has_free_slot():  # a task finished while the cancel was on its way
             self._unpark()
@@ -489,8 +514,6 @@ class Worker:
     async def _run(self, delivery: Delivery, label: str, task: Task[Any, Any] | None, fn: Callable[..., Any],
                    args: Sequence[Any], kwargs: Mapping[str, Any], *, attempt: int) -> Settlement | NotStarted:
         """Run the task in a slot; the settlement its outcome calls for (NotStarted if given back unstarted)."""
-        if self._parked:
-            return NotStarted(republish=True)  # arrived as the worker parked: for an idle worker
         message_id = delivery.envelope.message_id or ""
         limit = task.time_limit if task is not None else None
         settlement = ACK
