@@ -39,7 +39,7 @@ MAX_GAP = 0.05
 #: Extra tasks per slot never exceed this.
 MAX_DEPTH = 256
 #: Refill gaps needed before the first decision.
-MIN_SAMPLES = 8
+MIN_SAMPLES = 4
 #: Task times the median ``S`` is taken over, and how often (in tasks) it is taken.
 RECENT = 32
 REFRESH = 4

@@ -347,9 +347,11 @@ class Worker:
         if self.adaptive is not None:
             self.adaptive.changed(window, time.monotonic())
         self._reconsuming = True
-        shrinking = window < self._window
         self._window = window
-        if shrinking:  # unstarted tasks go back to the queue for idle workers, as fresh copies
+        if window == self.threads:
+            # Back to fair: tasks turned long, so what waits here would wait long; it goes back to the
+            # queue (as fresh copies) for idle workers. A smaller deep window keeps its short tasks: a
+            # copy waits at the back of the queue, behind work sent after it.
             self._give_back_unstarted(republish=True)
         asyncio.ensure_future(self._reconsume(window))
 
@@ -397,8 +399,7 @@ class Worker:
             return
         finally:
             self._reconsuming = False
-        # After the cancel's reply: every delivery sent before it has arrived.
-        self._give_back_unstarted(republish=True)
+        self._give_back_unstarted(republish=True)  # the queue is empty: a worker elsewhere may idle
         if self._parked and self._has_free_slot():  # a task finished while the cancel was on its way
             self._unpark()
 
