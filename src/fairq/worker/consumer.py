@@ -13,7 +13,6 @@ redelivered copy instead of running twice here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import enum
 import logging
