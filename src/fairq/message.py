@@ -24,6 +24,8 @@ H_TASK = "fairq-task"
 H_ATTEMPT = "fairq-attempt"
 #: On classic queues, how often a message came back unsettled (its worker died); quorum queues count it themselves.
 H_REDELIVERIES = "fairq-redeliveries"
+#: How often a worker handed the task back to the queue unstarted (a rebalance, not a failure).
+H_HANDED_BACK = "fairq-handed-back"
 #: The broker's own delivery counter on quorum queues.
 H_DELIVERY_COUNT = "x-delivery-count"
 # Dead-letter headers, added to the copy in QUEUE.dlq.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 
 import fairq
@@ -73,3 +76,38 @@ def test_the_public_api_is_pinned() -> None:
         "EncodeError", "FairqError", "LoginRefused", "MessageError", "PublishRejected", "QueueFull", "QueueKind",
         "Reject", "Retry", "Task", "TaskControl", "TaskNotFound", "TimeLimitExceeded", "TLSRefused", "current_worker", "__version__"])
     assert all(issubclass(getattr(fairq, n), fairq.FairqError) for n in fairq.__all__ if n.endswith(("Error", "Failed")))
+
+
+def test_reclaiming_jobs_spares_the_ones_asked_and_keeps_their_order() -> None:
+    from fairq.worker.threads import Job, NotStarted, ThreadRunner
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        runner = ThreadRunner(1, "test")
+        started, gate = threading.Event(), threading.Event()
+        ran: list[str] = []
+
+        def block() -> None:
+            started.set()
+            gate.wait()
+
+        blocker = runner.submit(block, (), {})
+        assert started.wait(10)  # the one thread is busy: what follows stays queued
+        jobs = {name: runner.submit(ran.append, (name,), {}) for name in ["keep-1", "back", "keep-2"]}
+
+        def spare(job: Job) -> bool:
+            return job.args[0].startswith("keep")
+
+        assert runner.reclaim(republish=True, spare=spare) == 1
+        gate.set()
+        await blocker.future
+        await jobs["keep-1"].future
+        await jobs["keep-2"].future
+        given_back = []
+        try:
+            await jobs["back"].future
+        except NotStarted as exc:
+            given_back.append("back" if exc.republish else "?")
+        runner.stop()
+        return ran, given_back
+
+    assert asyncio.run(scenario()) == (["keep-1", "keep-2"], ["back"])

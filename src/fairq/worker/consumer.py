@@ -32,7 +32,7 @@ from ..task import Task
 from .adaptive import AdaptiveWindow
 from .policy import Prefetch
 from .settlement import ACK, Outcome, Remembered, Settlement, after_failure, dead
-from .threads import NotStarted, ThreadRunner
+from .threads import Job, NotStarted, ThreadRunner
 
 log = logging.getLogger("fairq.worker")
 
@@ -256,11 +256,13 @@ class Worker:
         if self._running:
             log.warning("%s: aborting %d unfinished task(s); the broker will redeliver them", self.name, len(self._running))
 
-    def _give_back_unstarted(self, republish: bool = False) -> None:
+    def _give_back_unstarted(self, republish: bool = False, once: bool = False) -> None:
         """Every prefetched task not started yet is settled as not started (its handler requeues,
-        republishes or, if its channel is gone, drops it)."""
+        republishes or, if its channel is gone, drops it). ``once``: sync tasks handed back before
+        stay: each hand-back sends a task to the back of the queue, so one passed on from worker to
+        worker would run after everything sent meanwhile."""
         assert self._runner is not None
-        self._runner.reclaim(republish)
+        self._runner.reclaim(republish, _handed_back if once else None)
         while self._async_waiters:
             waiter = self._async_waiters.popleft()
             if not waiter.done():
@@ -398,7 +400,7 @@ class Worker:
             return
         finally:
             self._reconsuming = False
-        self._give_back_unstarted(republish=True)  # the queue is empty: a worker elsewhere may idle
+        self._give_back_unstarted(republish=True, once=True)  # the queue is empty: a worker elsewhere may idle
         if self._parked and self._has_free_slot():  # a task finished while the cancel was on its way
             self._unpark()
 
@@ -452,7 +454,8 @@ class Worker:
             if key is not None:
                 self._inflight.pop(key).cancel()
             if delivery.alive and outcome.republish:
-                await self._apply(delivery, Settlement(Outcome.REQUEUE), None)
+                copy = Settlement(Outcome.REQUEUE, {wire.H_HANDED_BACK: _handed_back_count(envelope) + 1})
+                await self._apply(delivery, copy, None)
             elif delivery.alive:
                 await delivery.requeue()
             return
@@ -532,7 +535,8 @@ class Worker:
                     self._measured(time.time() - started)
             else:
                 assert self._runner is not None
-                job = self._runner.submit(_Labelled(fn, label, limit), args, kwargs)
+                labelled = _Labelled(fn, label, limit, _handed_back_count(delivery.envelope))
+                job = self._runner.submit(labelled, args, kwargs)
                 try:
                     await job.future
                 finally:
@@ -599,15 +603,25 @@ class Worker:
             self.observer(TaskEvent(kind, self.name, delivery.queue, message_id, label, at, outcome))
 
 
+def _handed_back_count(envelope: wire.Envelope) -> int:
+    count = envelope.headers.get(wire.H_HANDED_BACK, 0)
+    return count if isinstance(count, int) else 0
+
+
+def _handed_back(job: Job) -> bool:
+    return isinstance(job.fn, _Labelled) and job.fn.handed_back > 0
+
+
 class _Labelled:
-    """A sync task function with what the time-limit watchdog needs to know about it."""
+    """A sync task function with what the time-limit watchdog and hand-backs need to know about it."""
 
-    __slots__ = ("fn", "label", "time_limit")
+    __slots__ = ("fn", "label", "time_limit", "handed_back")
 
-    def __init__(self, fn: Callable[..., Any], label: str, time_limit: float | None) -> None:
+    def __init__(self, fn: Callable[..., Any], label: str, time_limit: float | None, handed_back: int = 0) -> None:
         self.fn = fn
         self.label = label
         self.time_limit = time_limit
+        self.handed_back = handed_back  #: how often a worker handed this task back before
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)

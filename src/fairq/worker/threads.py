@@ -71,20 +71,25 @@ class ThreadRunner:
         """Jobs waiting for a thread (approximate: threads may be taking one right now)."""
         return self._jobs.qsize()
 
-    def reclaim(self, republish: bool = False) -> int:
-        """Take back every job no thread has started; their futures fail with NotStarted."""
+    def reclaim(self, republish: bool = False, spare: Callable[[Job], bool] | None = None) -> int:
+        """Take back every job no thread has started (except those ``spare`` keeps, which stay queued
+        in order); their futures fail with NotStarted."""
         count = 0
+        kept: list[Job | None] = []
         while True:
             try:
                 job = self._jobs.get_nowait()
             except queue.Empty:
-                return count
-            if job is None:  # a stop marker: keep it for the threads
-                self._jobs.put(None)
-                return count
+                break
+            if job is None or (spare is not None and spare(job)):  # a stop marker stays for the threads
+                kept.append(job)
+                continue
             if not job.future.done():
                 job.future.set_exception(NotStarted(republish))
             count += 1
+        for job in kept:
+            self._jobs.put(job)
+        return count
 
     def stop(self) -> None:
         """Let the threads exit once the jobs they have are done (running ones are not interrupted)."""
