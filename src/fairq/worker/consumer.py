@@ -362,17 +362,18 @@ class Worker:
         return len(started) >= self.threads and self.adaptive.should_park(time.time() - max(started))
 
     async def _park_once_queues_empty(self) -> None:
-        """Every slot runs a long task. While the queues hold work, this full window is a fixed prefetch:
-        the other workers have the backlog, and what waits here would wait longer at its back. Once the
-        queues are empty, other workers may idle while tasks wait here: park."""
+        """Every slot runs a long task. While the queues hold more than a window's worth, this full window
+        is a fixed prefetch: the other workers have the backlog, and what waits here would wait longer at
+        its back. Once they hold less (a window is sized to last a few round trips), a copy at the back
+        is soon taken, and other workers may idle while tasks wait here: park."""
         try:
             while self.state is State.RUNNING and not self._parked and self._all_slots_long():
                 try:
-                    empty = all(stats is None or stats.ready == 0
-                                for stats in [await self.broker.stats(spec.name) for spec in self.queues])
+                    ready = sum(stats.ready for stats in [await self.broker.stats(spec.name) for spec in self.queues]
+                                if stats is not None)
                 except BrokerError:
                     return  # the session watch reconnects
-                if empty and not self._reconsuming and self._all_slots_long():
+                if ready <= self._window and not self._reconsuming and self._all_slots_long():
                     self._park()
                     return
                 await asyncio.sleep(PARK_POLL)
@@ -388,7 +389,7 @@ class Worker:
         """
         self._parked = True
         self._reconsuming = True
-        log.info("%s: adaptive: every slot runs a long task and the queue is empty; parking", self.name)
+        log.info("%s: adaptive: every slot runs a long task and the queue is short; parking", self.name)
         asyncio.ensure_future(self._park_consumers())
 
     async def _park_consumers(self) -> None:
@@ -400,7 +401,7 @@ class Worker:
             return
         finally:
             self._reconsuming = False
-        self._give_back_unstarted(republish=True, once=True)  # the queue is empty: a worker elsewhere may idle
+        self._give_back_unstarted(republish=True, once=True)  # the queue is short: a worker elsewhere may idle
         if self._parked and self._has_free_slot():  # a task finished while the cancel was on its way
             self._unpark()
 
@@ -517,6 +518,10 @@ class Worker:
     async def _run(self, delivery: Delivery, label: str, task: Task[Any, Any] | None, fn: Callable[..., Any],
                    args: Sequence[Any], kwargs: Mapping[str, Any], *, attempt: int) -> Settlement | NotStarted:
         """Run the task in a slot; the settlement its outcome calls for (NotStarted if given back unstarted)."""
+        if self._parked and not _handed_back_count(delivery.envelope):
+            # Sent before the cancel took effect, and reached here after the parked worker handed back
+            # what it held: for an idle worker too.
+            return NotStarted(republish=True)
         message_id = delivery.envelope.message_id or ""
         limit = task.time_limit if task is not None else None
         settlement = ACK
