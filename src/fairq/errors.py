@@ -9,7 +9,7 @@ them at its boundary.
     ├── MessageError                a message cannot be built or read
     │   ├── EncodeError             arguments are not JSON values, or too large (at send)
     │   └── DecodeError             a received message is not a fairq task
-    ├── TaskNotFound                a received task name is not registered
+    ├── TaskNotFound                a received task name is not registered (the error type of its dead letter)
     ├── TimeLimitExceeded           a task ran longer than its time_limit (counts as a failure)
     ├── BrokerError                 anything the broker did or failed to do
     │   ├── ConnectionFailed        cannot reach or log in to the broker

@@ -26,6 +26,7 @@ def test_each_bad_message_is_dead_lettered_with_its_reason_and_the_next_task_run
     by_reason = {props.headers["fairq-dead-reason"]: (props, body) for props, body in dead}
     assert by_reason["not a fairq message"][1] == b"Hello World!"  # the body is kept as sent
     assert "no.such.task" in by_reason["unknown task"][0].headers["fairq-error-message"]
+    assert by_reason["unknown task"][0].headers["fairq-error-type"] == "fairq.errors.TaskNotFound"
     assert "3 positional arguments" in by_reason["wrong arguments"][0].headers["fairq-error-message"] or \
         "too many" in by_reason["wrong arguments"][0].headers["fairq-error-message"]
     failed = by_reason["task failed"][0].headers

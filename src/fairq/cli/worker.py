@@ -13,7 +13,7 @@ from ..errors import ConfigurationError, ConnectionFailed, LoginRefused
 from ..logs import configure_logging
 from ..worker.config import WorkerConfig
 from ..worker.loader import load_app, load_callable
-from ..worker.policy import Prefetch
+from ..worker.policy import DEFAULT_POLICY, Prefetch
 from ..worker.supervisor import Supervisor
 from .common import broker_option, fail, one_line_errors, resolve_broker
 
@@ -26,7 +26,7 @@ from .common import broker_option, fail, one_line_errors, resolve_broker
               help="worker processes (default: number of CPUs)")
 @click.option("-t", "--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="concurrent task slots per process")
-@click.option("--prefetch", default="fair", show_default=True, metavar="POLICY",
+@click.option("--prefetch", default=DEFAULT_POLICY, show_default=True, metavar="POLICY",
               help="fair | adaptive | unlimited | N: how many unacked tasks a process may hold")
 @click.option("--raw-handler", metavar="MOD:FUNC", help="consume plain messages on the -Q queues: FUNC(body: bytes)")
 @click.option("--name", help="worker name in logs and status (default HOST.PID)")

@@ -6,6 +6,7 @@ import json
 import socket
 from dataclasses import asdict, dataclass, field
 
+from .policy import DEFAULT_POLICY
 
 #: Environment variable naming the pipe a child writes one byte to once it consumes.
 READY_FD_ENV = "FAIRQ_READY_FD"
@@ -24,7 +25,7 @@ class WorkerConfig:
     queues: list[str] = field(default_factory=list)
     processes: int = 1
     threads: int = 1
-    prefetch: str = "fair"
+    prefetch: str = DEFAULT_POLICY
     raw_handler: str | None = None
     name: str | None = None
     grace_seconds: float = 30.0

@@ -27,10 +27,10 @@ from .. import message as wire
 from ..backoff import Backoff
 from ..broker import Broker, Consumer, Delivery, QueueSpec, connect_url
 from ..config import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_MESSAGE_BYTES
-from ..errors import BrokerError, ChannelClosed, DecodeError, LoginRefused, TimeLimitExceeded
+from ..errors import BrokerError, ChannelClosed, DecodeError, LoginRefused, TaskNotFound, TimeLimitExceeded
 from ..task import Task
 from .adaptive import AdaptiveWindow
-from .policy import Prefetch
+from .policy import DEFAULT_POLICY, Prefetch
 from .settlement import ACK, Outcome, Remembered, Settlement, after_failure, dead
 from .threads import Job, NotStarted, ThreadRunner
 
@@ -83,7 +83,7 @@ class Worker:
         tasks: Mapping[str, Task[Any, Any]],
         name: str,
         threads: int = 1,
-        prefetch: Prefetch = Prefetch("fair"),
+        prefetch: Prefetch = Prefetch(DEFAULT_POLICY),
         raw_handler: RawHandler | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
@@ -340,6 +340,8 @@ class Worker:
                     and not self._checking_queues and self._all_slots_long()):
                 self._checking_queues = True
                 asyncio.ensure_future(self._park_once_queues_empty())
+            elif self._parked and self.ready.is_set() and self._has_free_slot():
+                self._unpark()  # normally done as the slot frees; this catches a park that ended meanwhile
 
     def _adapt(self, window: int) -> None:
         """Replace the consumers by ones with prefetch ``window`` (quorum queues fix it per consumer)."""
@@ -493,7 +495,8 @@ class Worker:
             return dead(exc.reason, self.name, detail=exc.detail)
         task = self.tasks.get(msg.task)
         if task is None:
-            return dead(wire.REASON_UNKNOWN_TASK, self.name, detail=f"no task named {msg.task!r} in worker {self.name}")
+            missing = TaskNotFound(f"no task named {msg.task!r} in worker {self.name}")
+            return dead(wire.REASON_UNKNOWN_TASK, self.name, error=missing)
         try:
             task.check_arguments(msg.args, msg.kwargs)
         except TypeError as exc:

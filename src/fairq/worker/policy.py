@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from ..errors import ConfigurationError
 
 POLICIES = ("fair", "unlimited", "adaptive")
+#: The policy a worker uses unless told otherwise. ``adaptive`` takes over once its benchmark bars
+#: hold (PRODUCT.md; BENCHMARKS.md says where they stand).
+DEFAULT_POLICY = "fair"
 
 
 @dataclass(frozen=True)
