@@ -79,7 +79,9 @@ class Producer:
         announced = False
         while True:
             try:
-                broker = await asyncio.wait_for(self._ready(spec), max(progress.left(), 0.001))
+                broker = self._broker
+                if broker is None or spec.name not in self._declared:  # else skip wait_for's task: a loop turn
+                    broker = await asyncio.wait_for(self._ready(spec), max(progress.left(), 0.001))
                 refused = await _Pass(broker, spec.name, pending, delay, window, progress).run()
                 if not refused:
                     if announced:
