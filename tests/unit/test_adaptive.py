@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import math
 
-from fairq.worker.adaptive import LONG_FLOOR, MIN_INTERVAL, MIN_SAMPLES, REFRESH, SHORT_RUN, AdaptiveWindow
+from fairq.worker.adaptive import (
+    FIRST_DEPTH,
+    GROW_AFTER,
+    LONG_FLOOR,
+    MAX_DEPTH,
+    MIN_INTERVAL,
+    MIN_SAMPLES,
+    REFRESH,
+    SHORT_RUN,
+    AdaptiveWindow,
+)
 
 
 def measured(slots: int, task: float, gap: float) -> AdaptiveWindow:
@@ -33,29 +43,50 @@ def test_short_tasks_deepen_the_window_to_cover_the_round_trip() -> None:
     assert w.decide(now=10.0) == 2 * (1 + math.ceil(4 * 0.002 / 0.0005))
 
 
-def test_the_depth_is_capped() -> None:
-    assert measured(1, task=1e-7, gap=0.05).decide(now=10.0) == 257
+def test_the_window_deepens_in_steps_as_it_turns_over_up_to_the_cap() -> None:
+    w = measured(1, task=1e-7, gap=0.05)
+    steps = []
+    for _ in range(3):
+        target = w.decide(now=10.0)
+        assert target is not None
+        w.changed(target, now=10.0)
+        steps.append(target)
+        for _ in range(GROW_AFTER * target - 1):
+            w.task_finished(1e-7)
+            assert w.decide(now=10.0) is None  # not before the window has turned over GROW_AFTER times
+        w.task_finished(1e-7)
+    assert steps == [1 + FIRST_DEPTH, 2 * (1 + FIRST_DEPTH), 1 + MAX_DEPTH]
+    assert w.decide(now=10.0) is None  # at the cap
 
 
-def test_changes_wait_for_the_interval_and_a_deep_window_shrinks_only_to_a_quarter() -> None:
+def test_growth_waits_for_turnovers_and_a_deep_window_shrinks_only_to_a_quarter() -> None:
     w = measured(1, task=0.0005, gap=0.002)
-    target = w.decide(now=10.0)
-    assert target is not None
-    w.changed(target, now=10.0)
-    for _ in range(20):
-        w.task_finished(0.00005)  # shorter still: the target grows past 2 × the window
-    assert w.decide(now=10.0 + MIN_INTERVAL / 2) is None
-    bigger = w.decide(now=10.0 + MIN_INTERVAL)
-    assert bigger is not None and bigger >= 2 * target
-    w.changed(bigger, now=11.0)
+    first = w.decide(now=10.0)
+    assert first == 17  # 1 + 4 × 2 ms / 0.5 ms
+    w.changed(first, now=10.0)
+    for _ in range(GROW_AFTER * first - 1):
+        w.task_finished(0.00005)  # ten times shorter: the target is far deeper ...
+    assert w.decide(now=10.0) is None  # ... but the window has not turned over often enough yet
+    window = first
+    while True:  # then it doubles, step by step, as each window turns over
+        w.task_finished(0.00005)
+        step = w.decide(now=10.0)
+        if step is None:
+            break
+        assert step == 2 * window
+        w.changed(step, now=10.0)
+        window = step
+        for _ in range(GROW_AFTER * window - 1):
+            w.task_finished(0.00005)
+    assert window == 136 and w.target() == 161  # the next doubling would overshoot 161
     for _ in range(40):
-        w.task_finished(0.0002)  # slower, as tiny tasks waver with load: the target halves, no change
-    assert bigger // 4 < w.target() <= bigger // 2
+        w.task_finished(0.0002)  # slower, as tiny tasks waver with load: a third of the window, no change
     assert w.decide(now=20.0) is None
     for _ in range(40):
-        w.task_finished(0.001)  # five times slower: now a smaller window is worth a new consumer
+        w.task_finished(0.001)  # five times slower again: a quarter or less, worth a new consumer
+    assert w.decide(now=10.0 + MIN_INTERVAL / 2) is None  # but not within the interval
     smaller = w.decide(now=30.0)
-    assert smaller is not None and 1 < smaller <= bigger // 4
+    assert smaller is not None and 1 < smaller <= window // 4
 
 
 def test_a_long_task_in_a_deep_window_parks_it_and_long_work_sends_it_back_to_fair() -> None:

@@ -15,8 +15,9 @@ Quorum queues fix a consumer's prefetch when it starts, so a change of window
 means a new consumer (docs/adaptive-prefetch.md). Changes are rare:
 
 - fair → deep when the last few tasks were each shorter than a round trip;
-- deep → deeper when the target doubles, shallower when it falls to a quarter, deep → fair when
-  the median turns long, at most every ``MIN_INTERVAL`` seconds;
+- fair → deep in steps: at most ``FIRST_DEPTH`` per slot first, doubling as the window turns over;
+- deep → shallower when the target falls to a quarter, deep → fair when the median turns long,
+  at most every ``MIN_INTERVAL`` seconds;
 - the depth never exceeds a quarter of the usual stretch between long tasks, so
   few windows hold a long task at all;
 - *park* when every slot of a deep window runs a long task: the worker cancels its
@@ -38,6 +39,10 @@ ALPHA = 0.2
 MAX_GAP = 0.05
 #: Extra tasks per slot never exceed this.
 MAX_DEPTH = 256
+#: Extra tasks per slot of the first deep window. It doubles (up to MAX_DEPTH, or to the target if
+#: that is nearer) each time it has turned over GROW_AFTER times with the target at least 1.5× as deep.
+FIRST_DEPTH = 64
+GROW_AFTER = 4
 #: Refill gaps needed before the first decision.
 MIN_SAMPLES = 4
 #: Task times the median ``S`` is taken over, and how often (in tasks) it is taken.
@@ -70,6 +75,8 @@ class AdaptiveWindow:
         self.short_run = 0  #: tasks in a row shorter than G
         self._long_ema = 0.0  # running average of "was long" (1 or 0), before the start-up correction
         self._finished = 0
+        self._since_change = 0  # tasks finished since the window last changed
+        self._observed = 0  # tasks counted as long or not
         self._median: float | None = None  # of ``recent``, refreshed every few tasks (a median is not free)
         self._long_after = LONG_FLOOR
         self._changed_at = float("-inf")
@@ -90,23 +97,34 @@ class AdaptiveWindow:
         A running average started at zero would take a thousand tasks to believe what the first
         few hundred show; divided by the weight it has gathered so far, it is their plain mean.
         """
-        if not self._finished:
+        if not self._observed:
             return 0.0
-        return self._long_ema / (1.0 - (1.0 - LONG_ALPHA) ** self._finished)
+        return self._long_ema / (1.0 - (1.0 - LONG_ALPHA) ** self._observed)
+
+    def _observe(self, long: bool) -> None:
+        self._long_ema += LONG_ALPHA * ((1.0 if long else 0.0) - self._long_ema)
+        self._observed += 1
 
     @property
     def long_after(self) -> float:
         """Run time past which a task counts as long: ``LONG_FACTOR`` × S, and at least ``LONG_FLOOR``."""
         return self._long_after
 
-    def task_finished(self, seconds: float) -> None:
-        long = seconds > self._long_after
-        self._long_ema += LONG_ALPHA * ((1.0 if long else 0.0) - self._long_ema)
+    def running_long(self) -> None:
+        """A task still running has passed :attr:`long_after`: count it as long now, not when it ends
+        (until then the window would go on deepening as if no long task were about)."""
+        self._observe(True)
+
+    def task_finished(self, seconds: float, counted: bool = False) -> None:
+        """A task took ``seconds``; ``counted``: :meth:`running_long` already counted it."""
+        if not counted:
+            self._observe(seconds > self._long_after)
         self.recent.append(seconds)
         if self._finished % REFRESH == 0:
             self._median = statistics.median(self.recent)
             self._long_after = max(LONG_FLOOR, LONG_FACTOR * self._median)
         self._finished += 1
+        self._since_change += 1
         g = self.gap_seconds
         self.short_run = self.short_run + 1 if g is not None and seconds < g else 0
 
@@ -133,16 +151,24 @@ class AdaptiveWindow:
         return self.slots * (1 + depth)
 
     def decide(self, now: float) -> int | None:
-        """A new window if it is time to change, else None (apply it, then call :meth:`changed`)."""
+        """A new window if it is time to change, else None (apply it, then call :meth:`changed`).
+
+        A window deepens in steps: first to at most ``FIRST_DEPTH`` per slot, then doubling after
+        each ``GROW_AFTER`` turnovers. Long tasks among the short ones show up within the first
+        few hundred, and cap the depth before it hoards; without them the drain reaches full depth
+        within about a thousand tasks.
+        """
         if not self.deep:
             if self.short_run < SHORT_RUN:
                 return None  # a fair window goes deep only on a run of short tasks: cheap to check per task
             target = self.target()
-            return target if target > self.slots else None
+            return min(target, self.slots * (1 + FIRST_DEPTH)) if target > self.slots else None
+        target = self.target()
+        if 2 * target >= 3 * self.window and self._since_change >= GROW_AFTER * self.window:
+            return min(target, 2 * self.window)  # less than half as deep again is not worth a new consumer
         if now - self._changed_at < MIN_INTERVAL:
             return None
-        target = self.target()
-        if target == self.slots or target >= 2 * self.window or SHRINK * target <= self.window:
+        if target == self.slots or SHRINK * target <= self.window:
             return target
         # Deep already: change only when the target doubles, or falls to a quarter. Each change costs
         # round trips, and a shrink hands tasks back; the median of tiny tasks wavers by 2-3× with load.
@@ -161,4 +187,5 @@ class AdaptiveWindow:
         """The worker now consumes with ``window``."""
         self.window = window
         self._changed_at = now
+        self._since_change = 0
         self.short_run = 0

@@ -126,6 +126,7 @@ class Worker:
         #: back to the queue; consume again once a slot frees (:meth:`_park`).
         self._parked = False
         self._checking_queues = False  # _park_once_queues_empty is running
+        self._noted_async: set[asyncio.Task[Any]] = set()  # running async tasks already counted as long
         self._inflight: dict[tuple[str, int], asyncio.Future[Settlement]] = {}
         self._orphans = Remembered()
         self._consumers: list[Consumer] = []
@@ -336,6 +337,8 @@ class Worker:
                     assert isinstance(fn, _Labelled)
                     job.future.set_exception(TimeLimitExceeded(f"{fn.label} ran over its time limit of {limit:g} s"))
                     self._abandon_thread(fn.label)
+            if self.adaptive is not None:
+                self._note_long_running(now)
             if (self.adaptive is not None and self.adaptive.deep and not self._parked and not self._reconsuming
                     and not self._checking_queues and self._all_slots_long()):
                 self._checking_queues = True
@@ -357,6 +360,19 @@ class Worker:
             # copy waits at the back of the queue, behind work sent after it.
             self._give_back_unstarted(republish=True)
         asyncio.ensure_future(self._reconsume(window))
+
+    def _note_long_running(self, now: float) -> None:
+        """Tell the window about tasks running past its threshold, once each, while they still run."""
+        assert self._runner is not None and self.adaptive is not None
+        long_after = self.adaptive.long_after
+        for job in list(self._runner.running):
+            if not job.noted_long and job.started and now - job.started > long_after:
+                job.noted_long = True
+                self.adaptive.running_long()
+        for task, started in list(self._async_started.items()):
+            if task not in self._noted_async and now - started > long_after:
+                self._noted_async.add(task)
+                self.adaptive.running_long()
 
     def _all_slots_long(self) -> bool:
         assert self._runner is not None and self.adaptive is not None
@@ -540,7 +556,9 @@ class Worker:
                 finally:
                     del self._async_started[me]
                     self._async_release()
-                    self._measured(time.time() - started)
+                    counted = me in self._noted_async
+                    self._noted_async.discard(me)
+                    self._measured(time.time() - started, counted)
             else:
                 assert self._runner is not None
                 labelled = _Labelled(fn, label, limit, _handed_back_count(delivery.envelope))
@@ -550,7 +568,7 @@ class Worker:
                 finally:
                     if job.started:
                         self._emit("start", delivery, label, message_id, job.started)
-                        self._measured((job.ended or time.time()) - job.started)
+                        self._measured((job.ended or time.time()) - job.started, job.noted_long)
         except NotStarted as exc:
             return exc
         except asyncio.CancelledError:
@@ -562,10 +580,10 @@ class Worker:
         self._emit("finish", delivery, label, message_id, time.time(), settlement.outcome.value)
         return settlement
 
-    def _measured(self, seconds: float) -> None:
+    def _measured(self, seconds: float, counted: bool = False) -> None:
         """Feed a task's run time to the adaptive window, and follow it if it asks for a change."""
         if self.adaptive is not None:
-            self.adaptive.task_finished(seconds)
+            self.adaptive.task_finished(seconds, counted)
             window = None if self._reconsuming else self.adaptive.decide(time.monotonic())
             if window is not None and window != self._window:
                 self._adapt(window)  # consumes again if parked

@@ -33,7 +33,7 @@ class NotStarted(Exception):
 
 
 class Job:
-    __slots__ = ("fn", "args", "kwargs", "context", "future", "started", "ended")
+    __slots__ = ("fn", "args", "kwargs", "context", "future", "started", "ended", "noted_long")
 
     def __init__(self, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any],
                  future: asyncio.Future[Any]) -> None:
@@ -44,6 +44,7 @@ class Job:
         self.future = future
         self.started = 0.0  #: time.time() when a thread took it; 0 while queued
         self.ended = 0.0
+        self.noted_long = False  #: the adaptive window counted it as long while it ran
 
 
 class ThreadRunner:
