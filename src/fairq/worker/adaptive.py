@@ -170,8 +170,8 @@ class AdaptiveWindow:
             return None
         if target == self.slots or SHRINK * target <= self.window:
             return target
-        # Deep already: change only when the target doubles, or falls to a quarter. Each change costs
-        # round trips, and a shrink hands tasks back; the median of tiny tasks wavers by 2-3× with load.
+        # Deep already: shrink only when the target falls to a quarter. Each change costs round trips,
+        # and the median of tiny tasks wavers by 2-3× with machine load.
         return None
 
     def should_park(self, running_for: float) -> bool:
