@@ -176,3 +176,29 @@ def test_stats_of_a_missing_queue_is_none(make_broker: Callable[[], Broker]) -> 
         assert await broker.stats(queue) is not None  # the connection is still usable
 
     run(make_broker, scenario)
+
+
+def test_a_retired_consumer_gets_nothing_more_and_retiring_it_again_does_nothing(
+        make_broker: Callable[[], Broker]) -> None:
+    async def scenario(broker: Broker, queue: str) -> None:
+        for i in range(3):
+            await broker.publish(queue, env(f"m{i}"))
+        held: list[Delivery] = []
+        first = asyncio.Event()
+
+        async def handler(d: Delivery) -> None:
+            held.append(d)
+            first.set()
+
+        consumer = await broker.consume(queue, 1, handler)
+        await first.wait()
+        await consumer.retire()
+        await consumer.retire()  # again: no error, and the connection stays up
+        await consumer.cancel()
+        await held[0].ack()  # the retired consumer's delivery can still be settled
+        stats = await broker.stats(queue)
+        assert stats is not None and stats.ready == 2 and len(held) == 1  # its window freed, nothing more came
+        got = await broker.get(queue)
+        assert got is not None and got.envelope.body == b"m1"
+
+    run(make_broker, scenario)

@@ -101,7 +101,10 @@ class Consumer(abc.ABC):
 
     @abc.abstractmethod
     async def cancel(self) -> None:
-        """Stop deliveries. Unacked deliveries stay owned by this consumer until settled."""
+        """Stop deliveries. Unacked deliveries stay owned by this consumer until settled.
+
+        Calling it again does nothing (a worker retires a parked consumer once more when it
+        cannot tell whether an earlier replacement got that far)."""
 
     async def retire(self) -> None:
         """Stop deliveries and release the consumer's resources once its deliveries are settled.

@@ -433,17 +433,19 @@ class Worker:
         return len(self._runner.running) + len(self._async_started) < self.threads
 
     async def _reconsume(self, window: int) -> None:
-        parked, self._parked = self._parked, False  # a parked worker's consumers are retired already
+        self._parked = False
         try:
             for index, spec in enumerate(self.queues):
-                if not parked:
-                    await self._consumers[index].retire()
+                await self._consumers[index].retire()  # nothing to do for a parked worker's, retired already
                 self._consumers[index] = await self.broker.consume(spec.name, window, self._on_delivery)
             log.info("%s: adaptive prefetch → %d (task %.2g s, refill gap %.2g s)", self.name, window,
                      (self.adaptive.task_seconds or 0) if self.adaptive else 0,
                      (self.adaptive.gap_seconds or 0) if self.adaptive else 0)
         except BrokerError as exc:
-            log.warning("%s: changing prefetch failed: %s", self.name, exc)  # the session watch reconnects
+            # Some consumers may be retired with no successor: parked, so the watchdog tries again once a
+            # slot is free (a lost connection instead ends the session, and the next one consumes afresh).
+            self._parked = True
+            log.warning("%s: changing prefetch failed: %s", self.name, exc)
         finally:
             self._reconsuming = False
 
