@@ -124,7 +124,8 @@ def main() -> None:
     total = [marks["start"][i] - sent[i] for i in done]
     raw = asyncio.run(raw_publish_times(args.broker, queue, args.count))
     app.close()
-    subprocess.run(["rabbitmqctl", "-q", "delete_queue", queue], capture_output=True)
+    for name in (queue, queue + ".dlq"):
+        subprocess.run(["rabbitmqctl", "-q", "delete_queue", name], capture_output=True)
     os.remove(out)
     os.remove(out + ".ready")
     print(f"{len(done)} tasks, ms p50 / p99:")
