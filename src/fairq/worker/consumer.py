@@ -41,7 +41,7 @@ current_worker: contextvars.ContextVar[str] = contextvars.ContextVar("fairq_work
 
 RawHandler = Callable[[bytes], Any]
 
-#: How often a worker whose slots all run long tasks asks whether its queues are empty (a passive declare).
+#: How often a worker whose slots all run long tasks asks how much its queues hold (a passive declare).
 PARK_POLL = 0.05
 
 
@@ -125,7 +125,7 @@ class Worker:
         #: adaptive: every slot runs a long task, so the consumers are cancelled and what waited here went
         #: back to the queue; consume again once a slot frees (:meth:`_park`).
         self._parked = False
-        self._checking_queues = False  # _park_once_queues_empty is running
+        self._checking_queues = False  # _park_once_queues_short is running
         self._noted_async: set[asyncio.Task[Any]] = set()  # running async tasks already counted as long
         self._inflight: dict[tuple[str, int], asyncio.Future[Settlement]] = {}
         self._orphans = Remembered()
@@ -342,7 +342,7 @@ class Worker:
             if (self.adaptive is not None and self.adaptive.deep and not self._parked and not self._reconsuming
                     and not self._checking_queues and self._all_slots_long()):
                 self._checking_queues = True
-                asyncio.ensure_future(self._park_once_queues_empty())
+                asyncio.ensure_future(self._park_once_queues_short())
             elif self._parked and self.ready.is_set() and self._has_free_slot():
                 self._unpark()  # normally done as the slot frees; this catches a park that ended meanwhile
 
@@ -379,7 +379,7 @@ class Worker:
         started = [job.started for job in self._runner.running] + list(self._async_started.values())
         return len(started) >= self.threads and self.adaptive.should_park(time.time() - max(started))
 
-    async def _park_once_queues_empty(self) -> None:
+    async def _park_once_queues_short(self) -> None:
         """Every slot runs a long task. While the queues hold more than a window's worth, this full window
         is a fixed prefetch: the other workers have the backlog, and what waits here would wait longer at
         its back. Once they hold less (a window is sized to last a few round trips), a copy at the back
@@ -454,8 +454,7 @@ class Worker:
     async def _handle(self, delivery: Delivery) -> None:
         current_worker.set(self.name)  # this task's own context; jobs copy it to their thread
         envelope = delivery.envelope
-        attempt = envelope.headers.get(wire.H_ATTEMPT, 0)
-        key = (envelope.message_id, attempt if isinstance(attempt, int) else 0) if envelope.message_id else None
+        key = (envelope.message_id, _int_header(envelope, wire.H_ATTEMPT)) if envelope.message_id else None
         if key is not None:
             known = await self._known_result(key)
             if known is not None:
@@ -475,7 +474,7 @@ class Worker:
             if key is not None:
                 self._inflight.pop(key).cancel()
             if delivery.alive and outcome.republish:
-                copy = Settlement(Outcome.REQUEUE, {wire.H_HANDED_BACK: _handed_back_count(envelope) + 1})
+                copy = Settlement(Outcome.REQUEUE, {wire.H_HANDED_BACK: _int_header(envelope, wire.H_HANDED_BACK) + 1})
                 await self._apply(delivery, copy, None)
             elif delivery.alive:
                 await delivery.requeue()
@@ -525,8 +524,7 @@ class Worker:
         """Dead-letter a message whose workers keep dying on it; on classic queues, count returns ourselves."""
         count = delivery.delivery_count
         if count is None and delivery.redelivered:
-            previous = delivery.envelope.headers.get(wire.H_REDELIVERIES, 0)
-            count = (previous if isinstance(previous, int) else 0) + 1
+            count = _int_header(delivery.envelope, wire.H_REDELIVERIES) + 1
             if count < self.delivery_limit:
                 # Classic queues keep no count: put a counted copy at the back of the queue instead.
                 return Settlement(Outcome.REQUEUE, {wire.H_REDELIVERIES: count},
@@ -539,7 +537,8 @@ class Worker:
     async def _run(self, delivery: Delivery, label: str, task: Task[Any, Any] | None, fn: Callable[..., Any],
                    args: Sequence[Any], kwargs: Mapping[str, Any], *, attempt: int) -> Settlement | NotStarted:
         """Run the task in a slot; the settlement its outcome calls for (NotStarted if given back unstarted)."""
-        if self._parked and not _handed_back_count(delivery.envelope):
+        handed_back = _int_header(delivery.envelope, wire.H_HANDED_BACK)
+        if self._parked and not handed_back:
             # Sent before the cancel took effect, and reached here after the parked worker handed back
             # what it held: for an idle worker too.
             return NotStarted(republish=True)
@@ -563,7 +562,7 @@ class Worker:
                     self._measured(time.time() - started, counted)
             else:
                 assert self._runner is not None
-                labelled = _Labelled(fn, label, limit, _handed_back_count(delivery.envelope))
+                labelled = _Labelled(fn, label, limit, handed_back)
                 job = self._runner.submit(labelled, args, kwargs)
                 try:
                     await job.future
@@ -631,9 +630,10 @@ class Worker:
             self.observer(TaskEvent(kind, self.name, delivery.queue, message_id, label, at, outcome))
 
 
-def _handed_back_count(envelope: wire.Envelope) -> int:
-    count = envelope.headers.get(wire.H_HANDED_BACK, 0)
-    return count if isinstance(count, int) else 0
+def _int_header(envelope: wire.Envelope, name: str) -> int:
+    """A counting header of ours; 0 if absent or not an integer (a message from elsewhere)."""
+    value = envelope.headers.get(name, 0)
+    return value if isinstance(value, int) else 0
 
 
 def _handed_back(job: Job) -> bool:
