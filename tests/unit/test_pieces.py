@@ -70,6 +70,39 @@ def test_defining_tasks_opens_no_connection_and_names_them_module_function() -> 
         plain.send(object())
 
 
+def _signatures() -> list[object]:
+    def none() -> None: ...
+    def two(a: int, b: int) -> None: ...
+    def defaults(a: int, b: int = 1, c: int = 2) -> None: ...
+    def star(a: int, *rest: int) -> None: ...
+    def pos_only(a: int, /, b: int = 0) -> None: ...
+    def kw_default(a: int, *, k: int = 0) -> None: ...
+    def kw_required(a: int, *, k: int) -> None: ...
+    def anything(*args: int, **kwargs: int) -> None: ...
+    return [none, two, defaults, star, pos_only, kw_default, kw_required, anything]
+
+
+@pytest.mark.parametrize("fn", _signatures(), ids=lambda fn: fn.__name__)  # type: ignore[attr-defined]
+def test_argument_checks_agree_with_signature_bind(fn: object) -> None:
+    import inspect
+
+    task = fairq.App(broker="amqp://guest:guest@127.0.0.1:1/").task(fn)  # type: ignore[call-overload]
+    calls: list[tuple[tuple[int, ...], dict[str, int]]] = [((1,) * n, {}) for n in range(5)]
+    calls += [((1,), {"b": 2}), ((), {"a": 1}), ((1,), {"k": 3}), ((1, 2), {"a": 1}), ((1,), {"zz": 1})]
+    for args, kwargs in calls:
+        try:
+            inspect.signature(fn).bind(*args, **kwargs)  # type: ignore[arg-type]
+            expected = None
+        except TypeError as exc:
+            expected = str(exc)
+        try:
+            task.check_arguments(args, kwargs)
+            got = None
+        except TypeError as exc:
+            got = str(exc)
+        assert got == expected, (args, kwargs)
+
+
 def test_the_public_api_is_pinned() -> None:
     assert sorted(fairq.__all__) == sorted([
         "App", "BrokerError", "Call", "ChannelClosed", "ConfigurationError", "ConnectionFailed", "DecodeError",
