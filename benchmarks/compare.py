@@ -33,6 +33,8 @@ from harness.table import Table
 
 SCENARIOS = ("enqueue", "drain", "latency", "w1", "w2", "mixed", "memory")
 DEFAULT_POLICIES = "1,10,100,1000,fair,adaptive"
+#: Rounds of the mixed scenario at most (each takes about 100 s for all systems).
+MIXED_ROUNDS = 3
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("fairq", "aiormq", "pika", "celery", "kombu", "amqp", "billiard", "dramatiq")
@@ -46,7 +48,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--prefetch", default=DEFAULT_POLICIES, metavar="POLICY[,...]",
                         help="fairq --prefetch policies to run; one the CLI refuses is noted and skipped "
                              f"(default {DEFAULT_POLICIES})")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of enqueue, drain, latency (median)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="interleaved rounds of enqueue, drain, latency (median) and, up to "
+                             f"{MIXED_ROUNDS}, of mixed (mean)")
     parser.add_argument("--memory-prefetch", default="100", help="fairq policy of the memory scenario")
     parser.add_argument("--broker", default=os.environ.get("BENCH_BROKER_URL", DEFAULT_URL),
                         help="RabbitMQ URL (default $BENCH_BROKER_URL or the local guest broker)")
@@ -120,7 +124,7 @@ def run_scenarios(ctx: Context, args: argparse.Namespace) -> list[Table]:
         "latency": lambda: scenarios.latency(ctx, args.policies, rounds),
         "w1": lambda: scenarios.w1(ctx, args.policies),
         "w2": lambda: scenarios.w2(ctx, args.policies),
-        "mixed": lambda: scenarios.mixed(ctx, args.policies),
+        "mixed": lambda: scenarios.mixed(ctx, args.policies, min(rounds, MIXED_ROUNDS)),
         "memory": lambda: scenarios.memory(ctx, args.memory_prefetch),
     }
     tables: list[Table] = []
