@@ -8,11 +8,12 @@ from fairq.worker.adaptive import (
     FIRST_DEPTH,
     GROW_AFTER,
     LONG_FLOOR,
-    MAX_DEPTH,
+    MAX_EXTRA,
     MIN_INTERVAL,
     MIN_SAMPLES,
     REFRESH,
     SHORT_RUN,
+    SHRINK,
     AdaptiveWindow,
 )
 
@@ -23,6 +24,12 @@ def measured(slots: int, task: float, gap: float) -> AdaptiveWindow:
         w.refilled(gap)
         w.task_finished(task)
     return w
+
+
+def long_task(w: AdaptiveWindow, seconds: float) -> None:
+    """As the worker reports one: its watchdog saw it running long, then it finished."""
+    w.running_long()
+    w.task_finished(seconds, counted=True)
 
 
 def test_it_starts_fair_and_stays_fair_without_enough_measurements() -> None:
@@ -46,7 +53,7 @@ def test_short_tasks_deepen_the_window_to_cover_the_round_trip() -> None:
 def test_the_window_deepens_in_steps_as_it_turns_over_up_to_the_cap() -> None:
     w = measured(1, task=1e-7, gap=0.05)
     steps = []
-    for _ in range(3):
+    for _ in range(5):
         target = w.decide(now=10.0)
         assert target is not None
         w.changed(target, now=10.0)
@@ -55,8 +62,15 @@ def test_the_window_deepens_in_steps_as_it_turns_over_up_to_the_cap() -> None:
             w.task_finished(1e-7)
             assert w.decide(now=10.0) is None  # not before the window has turned over GROW_AFTER times
         w.task_finished(1e-7)
-    assert steps == [1 + FIRST_DEPTH, 2 * (1 + FIRST_DEPTH), 1 + MAX_DEPTH]
+    assert steps == [1 + FIRST_DEPTH, 2 * (1 + FIRST_DEPTH), 4 * (1 + FIRST_DEPTH), 8 * (1 + FIRST_DEPTH), 1 + MAX_EXTRA]
     assert w.decide(now=10.0) is None  # at the cap
+
+
+def test_a_process_holds_at_most_max_extra_beyond_its_slots_however_many_it_has() -> None:
+    for slots in (1, 3, 8):
+        w = measured(slots, task=1e-7, gap=0.05)
+        assert w.target() == slots * (1 + MAX_EXTRA // slots)
+        assert w.target() - slots <= MAX_EXTRA
 
 
 def test_growth_waits_for_turnovers_and_a_deep_window_shrinks_only_to_a_quarter() -> None:
@@ -141,9 +155,9 @@ def test_a_fair_window_goes_deep_only_after_a_run_of_short_tasks() -> None:
 
 def test_long_tasks_among_short_ones_cap_the_depth() -> None:
     w = measured(1, task=0.00001, gap=0.05)
-    assert w.target() == 257
+    assert w.target() == 1 + MAX_EXTRA
     for _ in range(40):  # one task in 250 runs a second
-        w.task_finished(1.0)
+        long_task(w, 1.0)
         for _ in range(249):
             w.task_finished(0.00001)
     # a window holds about a quarter of the stretch between long tasks, so few hold one
@@ -155,6 +169,30 @@ def test_the_share_of_long_tasks_is_believed_after_a_few_hundred_tasks() -> None
     for _ in range(2):  # 500 tasks, two of them long: not the thousand the running average spans
         for _ in range(249):
             w.task_finished(0.00001)
-        w.task_finished(1.0)
+        long_task(w, 1.0)
     assert abs(w.long_share - 2 / 508) < 0.001
     assert 30 <= w.target() - 1 <= 100
+
+
+def test_a_task_counts_as_long_only_when_seen_running_long_not_by_its_measured_time() -> None:
+    # A no-op measured at 60 ms was a stalled process, not a long task: the watchdog did not see it
+    # running long on a tick that came on time, so the window stays as deep as before.
+    w = measured(1, task=0.00001, gap=0.05)
+    for _ in range(200):
+        w.task_finished(0.00001)
+    w.task_finished(0.06)
+    assert w.long_share == 0 and w.target() == 1 + MAX_EXTRA
+    long_task(w, 0.06)
+    assert w.long_share > 0 and w.target() < 1 + MAX_EXTRA
+
+
+def test_a_deep_window_of_tiny_tasks_does_not_shrink_when_their_median_wavers() -> None:
+    w = measured(1, task=0.000004, gap=0.001)
+    w.changed(1 + MAX_EXTRA, now=0.0)
+    for _ in range(64):
+        w.task_finished(0.00002)  # five times slower: the target falls below a quarter ...
+    assert SHRINK * w.target() <= w.window
+    assert w.decide(now=10.0) is None  # ... but 1,024 of them are 20 ms of work: not worth a new consumer
+    for _ in range(64):
+        w.task_finished(0.0002)  # 0.2 ms each: 0.2 s of work in hand, a deep window still
+    assert 1 < w.target() and w.decide(now=20.0) == w.target()

@@ -222,8 +222,11 @@ class AckBatcher:
     Every frame is a socket write, and a worker at full speed acks thousands of
     tasks a second. While other deliveries are still held (a prefetch window
     deeper than the running tasks), acks wait up to ``DELAY`` seconds or until
-    ``BATCH`` of them are pending, then go as one ``multiple`` ack for every acked
-    tag below the lowest unsettled one, and singly above it. When nothing else is
+    ``BATCH`` of them are pending (a quarter of the consumer's prefetch, if less:
+    the broker sends more only as acks free its window, so the rest of the window
+    must keep the slots busy while the batch waits and travels), then go as one
+    ``multiple`` ack for every acked tag below the lowest unsettled one, and singly
+    above it. When nothing else is
     held the broker is waiting for this ack to send more, so it goes at once. An
     ack is only ever sent for a delivery that was acked (after its task finished).
     """
@@ -231,8 +234,9 @@ class AckBatcher:
     DELAY = 0.002
     BATCH = 64
 
-    def __init__(self, channel: AbstractChannel) -> None:
+    def __init__(self, channel: AbstractChannel, prefetch: int = 0) -> None:
         self.channel = channel
+        self.batch = max(1, min(self.BATCH, prefetch // 4)) if prefetch else self.BATCH
         self._unsettled: set[int] = set()
         self._pending: list[int] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -277,7 +281,7 @@ class AckBatcher:
             raise ChannelClosed("ack: channel already closed")
         self._unsettled.discard(tag)
         self._pending.append(tag)
-        if not self._unsettled or len(self._pending) >= self.BATCH:
+        if not self._unsettled or len(self._pending) >= self.batch:
             self._flush()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.DELAY, self._flush)
@@ -605,7 +609,7 @@ class RabbitMQBroker(Broker):
 
         channel.on_consumer_cancel_callbacks.add(on_cancel)
 
-        acks = AckBatcher(channel)
+        acks = AckBatcher(channel, prefetch)
         self._batchers.append(acks)
 
         async def on_message(message: DeliveredMessage) -> None:

@@ -37,12 +37,14 @@ from collections import deque
 ALPHA = 0.2
 #: A refill gap longer than this is an empty queue, not a round trip.
 MAX_GAP = 0.05
-#: Extra tasks per slot never exceed this.
-MAX_DEPTH = 256
-#: Extra tasks per slot of the first deep window. It doubles (up to MAX_DEPTH, or to the target if
-#: that is nearer) each time it has turned over GROW_AFTER times with the target at least 1.5× as deep.
+#: Extra tasks a process holds beyond its slots never exceed this, however many slots share them
+#: (they share one connection and one event loop too). A no-op drain still gains from 256 to 1,000
+#: in hand (benchmarks/probe.py drain); the cap bounds a worker's memory at about this many messages.
+MAX_EXTRA = 1024
+#: Extra tasks per slot of the first deep window. It doubles (up to the target) each time it has
+#: turned over GROW_AFTER times with the target at least 1.5× as deep.
 FIRST_DEPTH = 64
-GROW_AFTER = 4
+GROW_AFTER = 2
 #: Refill gaps needed before the first decision.
 MIN_SAMPLES = 4
 #: Task times the median ``S`` is taken over, and how often (in tasks) it is taken.
@@ -80,6 +82,7 @@ class AdaptiveWindow:
         self._median: float | None = None  # of ``recent``, refreshed every few tasks (a median is not free)
         self._long_after = LONG_FLOOR
         self._changed_at = float("-inf")
+        self._capped = False  # the last target was limited by the share of long tasks
 
     @property
     def deep(self) -> bool:
@@ -116,9 +119,15 @@ class AdaptiveWindow:
         self._observe(True)
 
     def task_finished(self, seconds: float, counted: bool = False) -> None:
-        """A task took ``seconds``; ``counted``: :meth:`running_long` already counted it."""
+        """A task took ``seconds``; ``counted``: :meth:`running_long` already counted it as long.
+
+        Any other task counts as short, whatever ``seconds`` says: a duration measured at its end
+        includes any stall of the whole process (descheduled on a busy host, say), and one no-op
+        stalled past :attr:`long_after` would cap the window as if long tasks were about. Only the
+        worker's watchdog, on a tick that came on time, says that a task ran long.
+        """
         if not counted:
-            self._observe(seconds > self._long_after)
+            self._observe(False)
         self.recent.append(seconds)
         if self._finished % REFRESH == 0:
             self._median = statistics.median(self.recent)
@@ -144,10 +153,12 @@ class AdaptiveWindow:
         s, g = self.task_seconds, self.gap_seconds
         if s is None or g is None or self.gaps < MIN_SAMPLES or s >= g:
             return self.slots
-        depth = min(MAX_DEPTH, math.ceil(4 * g / max(s, 1e-6)))
-        if self.long_share > 0:
+        depth = min(MAX_EXTRA // self.slots, math.ceil(4 * g / max(s, 1e-6)))
+        self._capped = False
+        if self.long_share > 0 and LONG_RISK / self.long_share < depth:
             # Long tasks among the short ones: hold few enough that a window rarely holds one.
-            depth = max(1, min(depth, int(LONG_RISK / self.long_share)))
+            depth = max(1, int(LONG_RISK / self.long_share))
+            self._capped = True
         return self.slots * (1 + depth)
 
     def decide(self, now: float) -> int | None:
@@ -168,11 +179,16 @@ class AdaptiveWindow:
             return min(target, 2 * self.window)  # less than half as deep again is not worth a new consumer
         if now - self._changed_at < MIN_INTERVAL:
             return None
-        if target == self.slots or SHRINK * target <= self.window:
+        if target == self.slots or (SHRINK * target <= self.window and (self._capped or self._holds_long())):
             return target
-        # Deep already: shrink only when the target falls to a quarter. Each change costs round trips,
-        # and the median of tiny tasks wavers by 2-3× with machine load.
+        # Deep already: shrink only when the target falls to a quarter, and (unless long tasks cap it)
+        # only when a slot's window holds more than a long task's worth of work: each change costs
+        # round trips, and the median of tiny tasks wavers by 2-4× with machine load.
         return None
+
+    def _holds_long(self) -> bool:
+        """Does a slot's share of the window hold more than :attr:`long_after` of work at the median?"""
+        return (self.window / self.slots - 1) * (self._median or 0.0) > self._long_after
 
     def should_park(self, running_for: float) -> bool:
         """Every slot has run its task for ``running_for`` s or more: should this deep window stop

@@ -43,6 +43,9 @@ RawHandler = Callable[[bytes], Any]
 
 #: How often a worker whose slots all run long tasks asks how much its queues hold (a passive declare).
 PARK_POLL = 0.05
+#: A watchdog tick this late means the whole process did not run meanwhile (a busy host): the time
+#: its tasks have been running says nothing about them on that tick.
+STALL = 0.01
 
 
 @dataclass(frozen=True)
@@ -328,7 +331,10 @@ class Worker:
         assert self._runner is not None
         while True:
             deep = self.adaptive is not None and self.adaptive.deep
-            await asyncio.sleep(0.02 if deep else 0.1)
+            interval = 0.02 if deep else 0.1
+            due = time.monotonic() + interval
+            await asyncio.sleep(interval)
+            on_time = time.monotonic() - due < STALL
             now = time.time()
             for job in list(self._runner.running):
                 fn = job.fn
@@ -337,7 +343,7 @@ class Worker:
                     assert isinstance(fn, _Labelled)
                     job.future.set_exception(TimeLimitExceeded(f"{fn.label} ran over its time limit of {limit:g} s"))
                     self._abandon_thread(fn.label)
-            if self.adaptive is not None:
+            if self.adaptive is not None and on_time:
                 self._note_long_running(now)
             if (self.adaptive is not None and self.adaptive.deep and not self._parked and not self._reconsuming
                     and not self._checking_queues and self._all_slots_long()):
@@ -353,13 +359,14 @@ class Worker:
         if self.adaptive is not None:
             self.adaptive.changed(window, time.monotonic())
         self._reconsuming = True
+        deeper = window > self._window and not self._parked
         self._window = window
         if window == self.threads:
             # Back to fair: tasks turned long, so what waits here would wait long; it goes back to the
             # queue (as fresh copies) for idle workers. A smaller deep window keeps its short tasks: a
             # copy waits at the back of the queue, behind work sent after it.
             self._give_back_unstarted(republish=True)
-        asyncio.ensure_future(self._reconsume(window))
+        asyncio.ensure_future(self._reconsume(window, deeper))
 
     def _note_long_running(self, now: float) -> None:
         """Tell the window about tasks running past its threshold, once each, while they still run."""
@@ -432,12 +439,19 @@ class Worker:
         assert self._runner is not None
         return len(self._runner.running) + len(self._async_started) < self.threads
 
-    async def _reconsume(self, window: int) -> None:
+    async def _reconsume(self, window: int, deeper: bool = False) -> None:
+        """Replace each consumer by one with prefetch ``window``. ``deeper``: start the new one first, so
+        deliveries never stop (the old one's tasks are short, and it is retired a few round trips later);
+        otherwise retire first, so a shallower window never holds more than before."""
         self._parked = False
         try:
             for index, spec in enumerate(self.queues):
-                await self._consumers[index].retire()  # nothing to do for a parked worker's, retired already
+                old = self._consumers[index]
+                if not deeper:
+                    await old.retire()  # nothing to do for a parked worker's, retired already
                 self._consumers[index] = await self.broker.consume(spec.name, window, self._on_delivery)
+                if deeper:
+                    await old.retire()
             log.info("%s: adaptive prefetch → %d (task %.2g s, refill gap %.2g s)", self.name, window,
                      (self.adaptive.task_seconds or 0) if self.adaptive else 0,
                      (self.adaptive.gap_seconds or 0) if self.adaptive else 0)
