@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from ..errors import ConfigurationError
 
 POLICIES = ("fair", "unlimited", "adaptive")
-#: The policy a worker uses unless told otherwise. ``adaptive`` takes over once its benchmark bars
-#: hold (PRODUCT.md; BENCHMARKS.md says where they stand).
-DEFAULT_POLICY = "fair"
+#: The policy a worker uses unless told otherwise: ``adaptive`` since its benchmark bars held
+#: (fair on long tasks, as fast as a deep fixed prefetch on short ones; BENCHMARKS.md).
+DEFAULT_POLICY = "adaptive"
 
 
 @dataclass(frozen=True)
