@@ -23,7 +23,7 @@ test: venv
 	@scripts/ensure-rabbitmq
 	$(BIN)/python -m pytest
 
-# fairq against Celery and Dramatiq (issue 4), about 22 min; e.g. BENCH_ARGS="--quick --only drain" to iterate.
+# fairq against Celery and Dramatiq (issue 4), about 34 min; e.g. BENCH_ARGS="--quick --only drain" to iterate.
 bench: venv
 	@$(BIN)/python -m pip install -q -e '.[bench]'
 	@scripts/ensure-rabbitmq
