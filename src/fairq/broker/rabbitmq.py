@@ -226,9 +226,9 @@ class AckBatcher:
     the broker sends more only as acks free its window, so the rest of the window
     must keep the slots busy while the batch waits and travels), then go as one
     ``multiple`` ack for every acked tag below the lowest unsettled one, and singly
-    above it. When nothing else is
-    held the broker is waiting for this ack to send more, so it goes at once. An
-    ack is only ever sent for a delivery that was acked (after its task finished).
+    above it. When nothing else is held the broker is waiting for this ack to send
+    more, so it goes at once. An ack is only ever sent for a delivery that was
+    acked (after its task finished).
     """
 
     DELAY = 0.002

@@ -345,8 +345,8 @@ class Worker:
                     self._abandon_thread(fn.label)
             if self.adaptive is not None and on_time:
                 self._note_long_running(now)
-            if (self.adaptive is not None and self.adaptive.deep and not self._parked and not self._reconsuming
-                    and not self._checking_queues and self._all_slots_long()):
+            if (self.adaptive is not None and self.adaptive.deep and on_time and not self._parked
+                    and not self._reconsuming and not self._checking_queues and self._all_slots_long()):
                 self._checking_queues = True
                 asyncio.ensure_future(self._park_once_queues_short())
             elif self._parked and self.ready.is_set() and self._has_free_slot():
