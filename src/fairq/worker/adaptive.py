@@ -82,7 +82,6 @@ class AdaptiveWindow:
         self._median: float | None = None  # of ``recent``, refreshed every few tasks (a median is not free)
         self._long_after = LONG_FLOOR
         self._changed_at = float("-inf")
-        self._capped = False  # the last target was limited by the share of long tasks
 
     @property
     def deep(self) -> bool:
@@ -150,16 +149,18 @@ class AdaptiveWindow:
 
     def target(self) -> int:
         """The window the measurements call for now."""
+        return self._target()[0]
+
+    def _target(self) -> tuple[int, bool]:
+        """The target window, and whether the share of long tasks limited it."""
         s, g = self.task_seconds, self.gap_seconds
         if s is None or g is None or self.gaps < MIN_SAMPLES or s >= g:
-            return self.slots
+            return self.slots, False
         depth = min(MAX_EXTRA // self.slots, math.ceil(4 * g / max(s, 1e-6)))
-        self._capped = False
         if self.long_share > 0 and LONG_RISK / self.long_share < depth:
             # Long tasks among the short ones: hold few enough that a window rarely holds one.
-            depth = max(1, int(LONG_RISK / self.long_share))
-            self._capped = True
-        return self.slots * (1 + depth)
+            return self.slots * (1 + max(1, int(LONG_RISK / self.long_share))), True
+        return self.slots * (1 + depth), False
 
     def decide(self, now: float) -> int | None:
         """A new window if it is time to change, else None (apply it, then call :meth:`changed`).
@@ -174,12 +175,12 @@ class AdaptiveWindow:
                 return None  # a fair window goes deep only on a run of short tasks: cheap to check per task
             target = self.target()
             return min(target, self.slots * (1 + FIRST_DEPTH)) if target > self.slots else None
-        target = self.target()
+        target, capped = self._target()
         if 2 * target >= 3 * self.window and self._since_change >= GROW_AFTER * self.window:
             return min(target, 2 * self.window)  # less than half as deep again is not worth a new consumer
         if now - self._changed_at < MIN_INTERVAL:
             return None
-        if target == self.slots or (SHRINK * target <= self.window and (self._capped or self._holds_long())):
+        if target == self.slots or (SHRINK * target <= self.window and (capped or self._holds_long())):
             return target
         # Deep already: shrink only when the target falls to a quarter, and (unless long tasks cap it)
         # only when a slot's window holds more than a long task's worth of work: each change costs
