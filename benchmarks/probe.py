@@ -18,16 +18,15 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from harness import metrics, systems
+from harness import metrics, scenarios, systems
 from harness.runner import Context, Run
-from harness.scenarios import mixed_work
 
 
 def mixed_once(run: Run, show_above: float) -> float:
     """Makespan ÷ ideal greedy of one mixed run on 4 single-slot workers."""
     run.start(4)
     run.wait_ready(4)
-    tasks = mixed_work(5000, 20, 1.0)
+    tasks = scenarios.mixed_work(5000, 20, 1.0)
     run.send(tasks)
     events = run.wait_events(len(tasks), 200)
     figures = metrics.dispatch(events, 4)
@@ -45,10 +44,8 @@ def mixed_once(run: Run, show_above: float) -> float:
 
 
 def drain_once(run: Run) -> float:
-    """Tasks/s of 2 single-slot workers emptying a queue of 20,000 no-ops (as the drain scenario)."""
-    run.send([(i, 0.0) for i in range(20_000)])
-    run.start(2)
-    rate = metrics.throughput(run.wait_events(20_000, 260))
+    """Tasks/s of 2 single-slot workers emptying a queue of 20,000 no-ops (the drain scenario's run)."""
+    rate = scenarios.drain_once(run, 20_000)
     print(f"{run.system.policy:>9}: {rate:,.0f} tasks/s", flush=True)
     return rate
 

@@ -116,6 +116,13 @@ def enqueue(ctx: Context, rounds: int) -> Table:
 # -- drain and the raw ceiling ------------------------------------------------------------------
 
 
+def drain_once(run: Run, count: int) -> float:
+    """Queue ``count`` no-ops, then start 2 single-slot processes; tasks/s from first start to last end."""
+    run.send(_noop(count))
+    run.start(2)
+    return metrics.throughput(run.wait_events(count, 60 + count / 100))
+
+
 def drain(ctx: Context, policies: Sequence[str], rounds: int) -> Table:
     count = 2_000 if ctx.quick else 20_000
     table = Table("drain", "Drain: 2 worker processes empty a pre-filled queue (with the raw client ceiling)",
@@ -135,9 +142,7 @@ def drain(ctx: Context, policies: Sequence[str], rounds: int) -> Table:
 
     def measure(system: System) -> float:
         with Run(ctx, "drain", system) as run:
-            run.send(_noop(count))
-            run.start(2)
-            return metrics.throughput(run.wait_events(count, 60 + count / 100))
+            return drain_once(run, count)
 
     results = _measure_rounds(ctx, table, candidates, rounds, measure)
     medians = {s: statistics.median(v) for s, v in results.items() if not _failed(v)}
