@@ -26,12 +26,14 @@ import time
 import uuid
 from typing import Any
 
+from harness import metrics
+
 URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[int(p * (len(ordered) - 1))] * 1000
+    """Percentile ``p`` (0..1) in milliseconds, nearest rank as in the compare.py tables."""
+    return metrics.percentile(values, p * 100) * 1000
 
 
 def worker(url: str, queue: str, out: str) -> None:
