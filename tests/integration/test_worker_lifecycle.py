@@ -109,6 +109,32 @@ def test_async_tasks_run_concurrently_in_one_process(broker_url: str, queue: str
     assert len({row[2] for row in journal.entries()}) == 1
 
 
+def wake_ups(pid: int) -> int:
+    """Times the threads of process ``pid`` have gone to sleep and been woken so far."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        for line in status.read_text().splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                total += int(line.split()[1])
+    return total
+
+
+def test_an_idle_worker_sleeps_until_work_arrives(broker_url: str, queue: str, journal: Journal,
+                                                  worker_env: dict[str, str]) -> None:
+    # The watchdog (time limits, adaptive parking) ticks 10-50 times a second, but only while the
+    # worker holds a task; the short tasks first make the adaptive window deep (its fastest tick).
+    with worker_process(str(TASKS), "-Q", queue, "-p", "1", env=worker_env) as worker:
+        send_records(broker_url, queue, [f"s{i}" for i in range(500)], 0.0)
+        wait_for(lambda: len(journal.tags("done")) == 500, timeout=60, what="the short tasks")
+        wait_for(lambda: worker.count("adaptive prefetch → ") >= 1, what="a deep window")
+        (child,) = worker.children()
+        before = wake_ups(child)
+        time.sleep(2.0)  # a measurement window, not a wait: 40-100 ticks if the watchdog kept ticking
+        assert wake_ups(child) - before <= 5  # the last tick and ack flush of the work just done
+        send_records(broker_url, queue, ["after"], 0.0)
+        wait_for(lambda: "after" in journal.tags("done"), what="a task sent to the idle worker")
+
+
 def test_adaptive_prefetch_deepens_for_short_tasks_and_parks_behind_a_long_one(
         broker_url: str, amqp: Amqp, queue: str, journal: Journal, worker_env: dict[str, str], tmp_path: Path) -> None:
     gate = tmp_path / "gate"

@@ -134,6 +134,8 @@ class Worker:
         self._orphans = Remembered()
         self._consumers: list[Consumer] = []
         self._wake: asyncio.Event | None = None
+        self._watching = False  # time limits or an adaptive window to watch (set by run)
+        self._tick: asyncio.TimerHandle | None = None  # the watchdog's next tick, while there is work to watch
 
     # -- control (call on the worker's loop) ----------------------------------------------
 
@@ -157,7 +159,7 @@ class Worker:
         """Consume until stopped, reconnecting after losses. Raises LoginRefused if credentials are wrong."""
         self._wake = asyncio.Event()
         self._runner = ThreadRunner(self.threads, f"fairq-{self.name}")
-        watchdog = asyncio.ensure_future(self._watch_running()) if self._limits() or self.adaptive else None
+        self._watching = self._limits() or self.adaptive is not None
         backoff = Backoff()
         try:
             while True:
@@ -178,8 +180,10 @@ class Worker:
                 if not await self._pause(pause):
                     return
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
+            self._watching = False
+            if self._tick is not None:
+                self._tick.cancel()
+                self._tick = None
             self._runner.reclaim()
             self._runner.stop()
             await self.broker.close()
@@ -283,6 +287,8 @@ class Worker:
                 self.adaptive.refilled(time.monotonic() - self._credit_at)
             self._credit_at = None
         self._held += 1
+        if self._tick is None and self._watching:
+            self._schedule_tick()
         # Its own task, not aiormq's: aiormq cancels consumer tasks when a channel closes,
         # and a running task's result must outlive its channel.
         task = asyncio.ensure_future(self._handle(delivery))
@@ -324,33 +330,40 @@ class Worker:
     def _limits(self) -> bool:
         return any(t.time_limit for t in self.tasks.values())
 
-    async def _watch_running(self) -> None:
-        """Every 0.1 s (0.02 s in a deep window): sync tasks past their time limit are abandoned
-        (a thread cannot be interrupted: this process is then replaced); when every slot of a deep
-        adaptive window runs a long task, the worker parks."""
+    def _schedule_tick(self) -> None:
+        """Watch the running tasks every 0.1 s (0.02 s in a deep window), but only while this worker holds
+        a delivery or is parked: an idle worker is not woken 10 to 50 times a second for nothing."""
+        interval = 0.02 if self.adaptive is not None and self.adaptive.deep else 0.1
+        loop = asyncio.get_running_loop()
+        due = loop.time() + interval
+        self._tick = loop.call_at(due, self._watch_running, due)
+
+    def _watch_running(self, due: float) -> None:
+        """A watchdog tick: sync tasks past their time limit are abandoned (a thread cannot be
+        interrupted: this process is then replaced); when every slot of a deep adaptive window runs a
+        long task, the worker parks. Long tasks are judged only on a tick that came on time (within
+        ``STALL`` of ``due``): a late one means the whole process was held up, not its tasks."""
         assert self._runner is not None
-        while True:
-            deep = self.adaptive is not None and self.adaptive.deep
-            interval = 0.02 if deep else 0.1
-            due = time.monotonic() + interval
-            await asyncio.sleep(interval)
-            on_time = time.monotonic() - due < STALL
-            now = time.time()
-            for job in list(self._runner.running):
-                fn = job.fn
-                limit = fn.time_limit if isinstance(fn, _Labelled) else None
-                if limit and now - job.started > limit and not job.future.done():
-                    assert isinstance(fn, _Labelled)
-                    job.future.set_exception(TimeLimitExceeded(f"{fn.label} ran over its time limit of {limit:g} s"))
-                    self._abandon_thread(fn.label)
-            if self.adaptive is not None and on_time:
-                self._note_long_running(now)
-            if (self.adaptive is not None and self.adaptive.deep and on_time and not self._parked
-                    and not self._reconsuming and not self._checking_queues and self._all_slots_long()):
-                self._checking_queues = True
-                asyncio.ensure_future(self._park_once_queues_short())
-            elif self._parked and self.ready.is_set() and self._has_free_slot():
-                self._unpark()  # normally done as the slot frees; this catches a park that ended meanwhile
+        self._tick = None
+        on_time = asyncio.get_running_loop().time() - due < STALL
+        now = time.time()
+        for job in list(self._runner.running):
+            fn = job.fn
+            limit = fn.time_limit if isinstance(fn, _Labelled) else None
+            if limit and now - job.started > limit and not job.future.done():
+                assert isinstance(fn, _Labelled)
+                job.future.set_exception(TimeLimitExceeded(f"{fn.label} ran over its time limit of {limit:g} s"))
+                self._abandon_thread(fn.label)
+        if self.adaptive is not None and on_time:
+            self._note_long_running(now)
+        if (self.adaptive is not None and self.adaptive.deep and on_time and not self._parked
+                and not self._reconsuming and not self._checking_queues and self._all_slots_long()):
+            self._checking_queues = True
+            asyncio.ensure_future(self._park_once_queues_short())
+        elif self._parked and self.ready.is_set() and self._has_free_slot():
+            self._unpark()  # normally done as the slot frees; this catches a park that ended meanwhile
+        if self._watching and (self._held or self._parked):
+            self._schedule_tick()
 
     def _adapt(self, window: int) -> None:
         """Replace the consumers by ones with prefetch ``window`` (quorum queues fix it per consumer)."""
