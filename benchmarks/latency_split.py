@@ -193,8 +193,8 @@ def split(args: argparse.Namespace) -> None:
             subprocess.run(["rabbitmqctl", "-q", "delete_queue", name], capture_output=True)
     seen: dict[str, dict[int, float]] = {"delivery": {}, "start": {}}
     for line in open(out):
-        kind, i, at = line.split()
-        seen[kind][int(i)] = float(at)
+        kind, index, at = line.split()
+        seen[kind][int(index)] = float(at)
     os.remove(out)
     os.remove(out + ".ready")
     for sender, sends in points.items():
@@ -215,7 +215,7 @@ def split(args: argparse.Namespace) -> None:
                 print(f"  {label:52} {pct(values, .5):6.2f} / {pct(values, .99):6.2f}")
 
 
-def timed(step: Callable[[], None], pause: float, count: int) -> float:
+def timed(step: Callable[[], Any], pause: float, count: int) -> float:
     """Median µs of ``step``, each run after ``pause`` seconds of sleep (0: back to back)."""
     times = []
     for _ in range(count):
@@ -240,15 +240,20 @@ def hops(args: argparse.Namespace) -> None:
 
     app = App(broker=args.broker)
     work = app.task(name="split.work", queue="unused")(lambda i, sent: None)
-    steps: list[tuple[str, Callable[[], None]]] = [
-        ("check + encode one task (Task.send's part before the hop)",
-         lambda: (work.check_arguments((1, 0.5), {}), encode_task("split.work", (1, 0.5), {}, max_bytes=1 << 20))
-         and None),
+
+    def encode() -> None:
+        work.check_arguments((1, 0.5), {})
+        encode_task("split.work", (1, 0.5), {}, max_bytes=1 << 20)
+
+    def plain() -> None:
+        sum(range(200))
+
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("check + encode one task (Task.send's part before the hop)", encode),
         ("run a no-op coroutine on a loop thread and wait (fairq's hop, both ways)",
          lambda: asyncio.run_coroutine_threadsafe(nothing(), loop).result()),
-        ("run a no-op coroutine on an event loop in the calling thread",
-         lambda: own.run_until_complete(nothing())),
-        ("sum(range(200)) (plain Python, no thread)", lambda: sum(range(200)) and None),
+        ("run a no-op coroutine on an event loop in the calling thread", lambda: own.run_until_complete(nothing())),
+        ("sum(range(200)) (plain Python, no thread)", plain),
     ]
     pause = args.interval
     print(f"median µs of {args.count} runs: back to back | after {pause * 1000:g} ms asleep")
