@@ -7,6 +7,7 @@ import math
 from fairq.worker.adaptive import (
     FIRST_DEPTH,
     GROW_AFTER,
+    HEADROOM,
     LONG_FLOOR,
     MAX_EXTRA,
     MIN_INTERVAL,
@@ -46,8 +47,8 @@ def test_long_tasks_keep_one_task_per_slot() -> None:
 
 def test_short_tasks_deepen_the_window_to_cover_the_round_trip() -> None:
     w = measured(2, task=0.0005, gap=0.002)
-    # 4 × gap / task tasks per slot, on top of the slot's own
-    assert w.decide(now=10.0) == 2 * (1 + math.ceil(4 * 0.002 / 0.0005))
+    # HEADROOM × gap / task tasks per slot, on top of the slot's own
+    assert w.decide(now=10.0) == 2 * (1 + math.ceil(HEADROOM * 0.002 / 0.0005))
 
 
 def test_the_window_deepens_in_steps_as_it_turns_over_up_to_the_cap() -> None:
@@ -76,7 +77,7 @@ def test_a_process_holds_at_most_max_extra_beyond_its_slots_however_many_it_has(
 def test_growth_waits_for_turnovers_and_a_deep_window_shrinks_only_to_a_quarter() -> None:
     w = measured(1, task=0.0005, gap=0.002)
     first = w.decide(now=10.0)
-    assert first == 17  # 1 + 4 × 2 ms / 0.5 ms
+    assert first == 1 + min(FIRST_DEPTH, HEADROOM * 4)  # HEADROOM round trips of 2 ms, in tasks of 0.5 ms
     w.changed(first, now=10.0)
     for _ in range(GROW_AFTER * first - 1):
         w.task_finished(0.00005)  # ten times shorter: the target is far deeper ...
@@ -92,7 +93,8 @@ def test_growth_waits_for_turnovers_and_a_deep_window_shrinks_only_to_a_quarter(
         window = step
         for _ in range(GROW_AFTER * window - 1):
             w.task_finished(0.00005)
-    assert window == 136 and w.target() == 161  # the next doubling would overshoot 161
+    target = 1 + HEADROOM * 40  # 2 ms ÷ 0.05 ms per round trip
+    assert w.target() == target and window < target < 2 * window  # the next doubling would overshoot it
     for _ in range(40):
         w.task_finished(0.0002)  # slower, as tiny tasks waver with load: a third of the window, no change
     assert w.decide(now=20.0) is None
@@ -187,12 +189,12 @@ def test_a_task_counts_as_long_only_when_seen_running_long_not_by_its_measured_t
 
 
 def test_a_deep_window_of_tiny_tasks_does_not_shrink_when_their_median_wavers() -> None:
-    w = measured(1, task=0.000004, gap=0.001)
+    w = measured(1, task=0.000004, gap=0.0005)
     w.changed(1 + MAX_EXTRA, now=0.0)
     for _ in range(64):
-        w.task_finished(0.00002)  # five times slower: the target falls below a quarter ...
+        w.task_finished(0.00004)  # ten times slower: the target falls below a quarter ...
     assert SHRINK * w.target() <= w.window
-    assert w.decide(now=10.0) is None  # ... but 1,024 of them are 20 ms of work: not worth a new consumer
+    assert w.decide(now=10.0) is None  # ... but 1,024 of them are 41 ms of work: not worth a new consumer
     for _ in range(64):
         w.task_finished(0.0002)  # 0.2 ms each: 0.2 s of work in hand, a deep window still
     assert 1 < w.target() and w.decide(now=20.0) == w.target()

@@ -41,6 +41,11 @@ MAX_GAP = 0.05
 #: (they share one connection and one event loop too). A no-op drain still gains from 256 to 1,000
 #: in hand (benchmarks/probe.py drain); the cap bounds a worker's memory at about this many messages.
 MAX_EXTRA = 1024
+#: Round trips' worth of work a deep window holds per slot. In a drain the idle round trip ``G`` (sampled
+#: in a fair window) is not what credit waits for: acks go out in batches and the broker, on the same
+#: cores, serves deep credit more cheaply. With 4, a no-op drain stopped at 500-800 (G 0.6 ms, S 5 µs), short
+#: of MAX_EXTRA, which it still gains from (docs/adaptive-prefetch.md, rule 2).
+HEADROOM = 16
 #: Extra tasks per slot of the first deep window. It doubles (up to the target) each time it has
 #: turned over GROW_AFTER times with the target at least 1.5× as deep.
 FIRST_DEPTH = 64
@@ -156,7 +161,7 @@ class AdaptiveWindow:
         s, g = self.task_seconds, self.gap_seconds
         if s is None or g is None or self.gaps < MIN_SAMPLES or s >= g:
             return self.slots, False
-        depth = min(MAX_EXTRA // self.slots, math.ceil(4 * g / max(s, 1e-6)))
+        depth = min(MAX_EXTRA // self.slots, math.ceil(HEADROOM * g / max(s, 1e-6)))
         if self.long_share > 0 and LONG_RISK / self.long_share < depth:
             # Long tasks among the short ones: hold few enough that a window rarely holds one.
             return self.slots * (1 + max(1, int(LONG_RISK / self.long_share))), True
