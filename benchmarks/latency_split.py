@@ -168,7 +168,7 @@ def split(args: argparse.Namespace) -> None:
     proc = subprocess.Popen([sys.executable, __file__, "--broker", args.broker, "--worker", queue, out])
     marks = Marks()
     instrument(marks)
-    points: dict[str, dict[int, dict[str, float]]] = {}
+    points: dict[str, dict[int, dict[str, float]]] = {"fairq Task.send": {}, "bare aiormq publish": {}}
     try:
         while not os.path.exists(out + ".ready"):
             if proc.poll() is not None:
@@ -176,7 +176,6 @@ def split(args: argparse.Namespace) -> None:
             time.sleep(0.05)
         # Interleaved in blocks, so both senders see the same machine.
         block, n = 50, args.count
-        points = {"fairq Task.send": {}, "bare aiormq publish": {}}
         for first in range(0, n, block):
             ids = range(first, min(first + block, n))
             points["fairq Task.send"].update(fairq_sends(args.broker, queue, ids, args.interval, marks))
