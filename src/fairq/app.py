@@ -13,7 +13,17 @@ from .errors import ConfigurationError
 from .loopthread import LoopThread
 from .message import Envelope, encode_task, encode_tasks, new_message_ids
 from .producer import Producer
-from .task import DEFAULT_MAX_RETRIES, DEFAULT_RETRY_BACKOFF, DEFAULT_RETRY_BACKOFF_MAX, Call, Task
+from .task import (
+    DEFAULT_DONT_RETRY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_RETRY_BACKOFF,
+    DEFAULT_RETRY_BACKOFF_MAX,
+    DEFAULT_RETRY_ON,
+    Call,
+    ExceptionTypes,
+    Task,
+    default_task_name,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -82,6 +92,8 @@ class App:
         retry_backoff: float = DEFAULT_RETRY_BACKOFF,
         retry_backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX,
         time_limit: float | None = None,
+        retry_on: ExceptionTypes = DEFAULT_RETRY_ON,
+        dont_retry: ExceptionTypes = DEFAULT_DONT_RETRY,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(  # type: ignore[misc]  # mypy cannot match ParamSpec overloads to one implementation
@@ -95,6 +107,8 @@ class App:
         retry_backoff: float = DEFAULT_RETRY_BACKOFF,
         retry_backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX,
         time_limit: float | None = None,
+        retry_on: ExceptionTypes = DEFAULT_RETRY_ON,
+        dont_retry: ExceptionTypes = DEFAULT_DONT_RETRY,
     ) -> Any:
         """Register a function as a task; usable bare (``@app.task``) or with options.
 
@@ -102,10 +116,21 @@ class App:
         the n-th retry waits ``retry_backoff * 2**(n-1)`` seconds (at most
         ``retry_backoff_max``), of which a random half is jitter.
         ``time_limit``: seconds after which a run counts as failed.
+
+        Which failures are retried (while retries remain): ``retry_on`` exception types
+        (default ``(Exception,)``) except ``dont_retry`` ones (default ``(TypeError,)``: a bug
+        that a second run repeats), which win over ``retry_on`` and are dead-lettered after one
+        run. An explicit ``raise fairq.Retry(...)`` is always retried while retries remain;
+        ``fairq.Reject`` never is. Either option takes one type or a tuple, and replaces its default.
+
+        ``name`` defaults to ``MODULE.QUALNAME``; for a function in the script being run
+        (``__main__``), MODULE is the script's module name (``hello`` for ``python hello.py``),
+        as ``fairq worker hello.py`` imports it. Without a script file (``python -c``, a REPL)
+        pass ``name=``.
         """
 
         def register(f: Callable[P, R]) -> Task[P, R]:
-            task_name = name or f"{f.__module__}.{f.__qualname__}"
+            task_name = name or default_task_name(f)
             if task_name in self.tasks and self.tasks[task_name].fn is not f:
                 raise ConfigurationError(f"two tasks are named {task_name!r}")
             if max_retries < 0:
@@ -115,7 +140,8 @@ class App:
             if not queue:
                 raise ConfigurationError("queue name must not be empty")
             task = Task(self, f, name=task_name, queue=queue, max_retries=max_retries, retry_backoff=retry_backoff,
-                        retry_backoff_max=retry_backoff_max, time_limit=time_limit)
+                        retry_backoff_max=retry_backoff_max, time_limit=time_limit, retry_on=retry_on,
+                        dont_retry=dont_retry)
             self.tasks[task_name] = task
             return task
 

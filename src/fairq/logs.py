@@ -5,8 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Mapping
 
 from .config import redact
+from .errors import ConfigurationError
+
+#: ``fairq worker --log-level`` choices, most verbose first.
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_LOG_LEVEL = "warning"
+LOG_LEVEL_ENV = "FAIRQ_LOG_LEVEL"
+#: The worker's start-up lines (the banner, each process's "consuming" line): shown at every level,
+#: as a user expects to see what a worker runs without asking for more logs.
+BANNER = logging.getLogger("fairq.banner")
 
 
 class RedactingFormatter(logging.Formatter):
@@ -16,16 +26,33 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """Log to stderr; keep the AMQP client's own chatter out unless FAIRQ_DEBUG is set.
+def resolve_log_level(option: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """The level name: ``--log-level`` if given, else ``$FAIRQ_LOG_LEVEL``, else ``warning``."""
+    env = os.environ if environ is None else environ
+    if option:
+        chosen, source = option, "--log-level"
+    elif env.get(LOG_LEVEL_ENV, "").strip():
+        chosen, source = env[LOG_LEVEL_ENV].strip(), LOG_LEVEL_ENV
+    else:
+        return DEFAULT_LOG_LEVEL
+    if chosen.lower() not in LOG_LEVELS:
+        raise ConfigurationError(f"{source} must be one of {', '.join(LOG_LEVELS)}, got {chosen!r}")
+    return chosen.lower()
+
+
+def configure_logging(level: int | str = logging.INFO) -> None:
+    """Log to stderr at ``level`` (a number or one of :data:`LOG_LEVELS`); keep the AMQP client's own
+    chatter out unless FAIRQ_DEBUG is set.
 
     fairq translates every client error into one line of its own, so the client's
     logs would only say the same thing twice (and with tracebacks).
     """
+    number = getattr(logging, level.upper()) if isinstance(level, str) else level
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(number)
+    BANNER.setLevel(logging.INFO)
     if not os.environ.get("FAIRQ_DEBUG"):
         logging.getLogger("aiormq").setLevel(logging.CRITICAL)

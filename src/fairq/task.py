@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from .errors import EncodeError
+from .errors import ConfigurationError, EncodeError
 
 if TYPE_CHECKING:
     from .app import App
@@ -21,6 +23,13 @@ DEFAULT_MAX_RETRIES = 3
 DEFAULT_RETRY_BACKOFF = 1.0
 #: No retry waits longer than this (one hour).
 DEFAULT_RETRY_BACKOFF_MAX = 3600.0
+#: What a failed run is retried for when ``@app.task`` does not say: any ordinary exception ...
+DEFAULT_RETRY_ON: tuple[type[BaseException], ...] = (Exception,)
+#: ... except these, which mean a bug or bad input that a second run cannot fix. (fairq.Reject is never
+#: retried; arguments that do not fit the signature are dead-lettered as ``bad arguments`` before any run.)
+DEFAULT_DONT_RETRY: tuple[type[BaseException], ...] = (TypeError,)
+
+ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,8 @@ class Task(Generic[P, R]):
         retry_backoff: float = DEFAULT_RETRY_BACKOFF,
         retry_backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX,
         time_limit: float | None = None,
+        retry_on: ExceptionTypes = DEFAULT_RETRY_ON,
+        dont_retry: ExceptionTypes = DEFAULT_DONT_RETRY,
     ) -> None:
         self.app = app
         self.fn = fn
@@ -54,6 +65,10 @@ class Task(Generic[P, R]):
         self.retry_backoff = retry_backoff
         self.retry_backoff_max = retry_backoff_max
         self.time_limit = time_limit
+        #: Exception types a failed run is retried for, and those it never is (wins over ``retry_on``);
+        #: the whole rule is :func:`fairq.worker.settlement.retry_verdict`.
+        self.retry_on = exception_types(retry_on, "retry_on")
+        self.dont_retry = exception_types(dont_retry, "dont_retry")
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
         self._positional = _positional_range(self.signature)
@@ -135,3 +150,31 @@ def _positional_range(signature: inspect.Signature) -> tuple[int, float] | None:
             if param.default is param.empty:
                 low += 1
     return low, high
+
+
+def exception_types(value: ExceptionTypes, option: str) -> tuple[type[BaseException], ...]:
+    """``value`` as a tuple of exception classes (one class is accepted too); ConfigurationError otherwise."""
+    types = value if isinstance(value, tuple) else (value,)
+    for item in types:
+        if not (isinstance(item, type) and issubclass(item, BaseException)):
+            raise ConfigurationError(f"{option} takes exception types, got {item!r}")
+    return types
+
+
+def default_task_name(fn: Callable[..., Any]) -> str:
+    """``MODULE.QUALNAME``, where a function of the running script (``__main__``) takes the module name
+    a worker importing that script gives it: senders and workers must agree on the name."""
+    module = fn.__module__
+    if module == "__main__":
+        main = sys.modules.get("__main__")
+        spec = getattr(main, "__spec__", None)
+        path = getattr(main, "__file__", None)
+        if spec is not None and spec.name and spec.name != "__main__":
+            module = spec.name  # python -m package.module
+        elif path:
+            module = Path(path).stem  # python hello.py: `fairq worker hello.py` imports it as `hello`
+        else:
+            raise ConfigurationError(f"task {fn.__qualname__!r} is defined in {module} without a script file "
+                                     f"(python -c or an interactive session), so it has no module name a worker "
+                                     f"could share; pass @app.task(name=...) with the name the worker knows it by")
+    return f"{module}.{fn.__qualname__}"

@@ -100,7 +100,8 @@ class WorkerProcess:
 @contextmanager
 def worker_process(*args: str, env: dict[str, str] | None = None, ready: int | None = 1) -> Iterator[WorkerProcess]:
     """Run ``fairq worker ARGS``; wait until ``ready`` processes consume; always stop it."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    # Info by default: tests wait for lines (adaptive prefetch, replacements) a worker logs at info.
+    full_env = {"FAIRQ_LOG_LEVEL": "info", **os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     worker = WorkerProcess(list(args), full_env)
     try:
         if ready:

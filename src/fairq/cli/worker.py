@@ -10,7 +10,8 @@ import click
 
 from ..broker import connect_url
 from ..errors import ConfigurationError, ConnectionFailed, LoginRefused
-from ..logs import configure_logging
+from ..logs import LOG_LEVEL_ENV, LOG_LEVELS, configure_logging, resolve_log_level
+from ..worker.banner import show_banner
 from ..worker.config import WorkerConfig
 from ..worker.loader import load_app, load_callable
 from ..worker.policy import DEFAULT_POLICY, Prefetch
@@ -30,14 +31,18 @@ from .common import broker_option, fail, one_line_errors, resolve_broker
               help="fair | adaptive | unlimited | N: how many unacked tasks a process may hold")
 @click.option("--raw-handler", metavar="MOD:FUNC", help="consume plain messages on the -Q queues: FUNC(body: bytes)")
 @click.option("--name", help="worker name in logs and status (default HOST.PID)")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None,
+              help=f"log verbosity; info logs each task's start and end (default ${LOG_LEVEL_ENV}, else warning)")
 @click.option("--grace", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="seconds running tasks get to finish after SIGTERM")
 @broker_option
 @one_line_errors
 def worker(module: str | None, queues: tuple[str, ...], processes: int | None, threads: int, prefetch: str,
-           raw_handler: str | None, name: str | None, grace: float, broker: str | None) -> None:
+           raw_handler: str | None, name: str | None, log_level: str | None, grace: float,
+           broker: str | None) -> None:
     """Run worker processes for the tasks defined in MODULE (dotted path or file.py)."""
-    configure_logging()
+    level = resolve_log_level(log_level)
+    configure_logging(level)
     Prefetch.parse(prefetch)  # refuse a bad policy before starting anything
     if module is None and raw_handler is None:
         raise click.UsageError("give a MODULE, or --raw-handler with -Q")
@@ -46,6 +51,7 @@ def worker(module: str | None, queues: tuple[str, ...], processes: int | None, t
         if not queues:
             raise click.UsageError("--raw-handler needs the queues to consume (-Q)")
     url = resolve_broker(broker)
+    app = None
     if module is not None:
         app = load_app(module)
         if not queues and not app.tasks:
@@ -61,7 +67,9 @@ def worker(module: str | None, queues: tuple[str, ...], processes: int | None, t
         raw_handler=raw_handler,
         name=name,
         grace_seconds=grace,
+        log_level=level,
     )
+    show_banner(config, url, config.queues or (app.queues() if app else []), app.tasks if app else [])
     code = Supervisor(config, url).run()
     if code:
         fail("a worker process could not start", code)

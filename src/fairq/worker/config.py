@@ -6,6 +6,7 @@ import json
 import socket
 from dataclasses import asdict, dataclass, field
 
+from ..logs import DEFAULT_LOG_LEVEL
 from .policy import DEFAULT_POLICY
 
 #: Environment variable naming the pipe a child writes one byte to once it consumes.
@@ -29,6 +30,7 @@ class WorkerConfig:
     raw_handler: str | None = None
     name: str | None = None
     grace_seconds: float = 30.0
+    log_level: str = DEFAULT_LOG_LEVEL  #: one of fairq.logs.LOG_LEVELS, resolved from --log-level / env
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

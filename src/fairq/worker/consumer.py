@@ -31,6 +31,8 @@ from ..errors import BrokerError, ChannelClosed, DecodeError, LoginRefused, Task
 from ..task import Task
 from .adaptive import AdaptiveWindow
 from .policy import DEFAULT_POLICY, Prefetch
+from . import duplicates, tasklog
+from ..logs import BANNER
 from .settlement import ACK, Outcome, Remembered, Settlement, after_failure, dead
 from .threads import Job, NotStarted, ThreadRunner
 
@@ -59,6 +61,7 @@ class TaskEvent:
     task: str  #: task name, or "raw" for plain messages
     at: float  #: time.time()
     outcome: str = ""  #: on finish: "ok", "retry", "dead-lettered"
+    seconds: float = 0.0  #: on finish: how long it ran
 
 
 Observer = Callable[[TaskEvent], None]
@@ -132,6 +135,8 @@ class Worker:
         self._noted_async: set[asyncio.Task[Any]] = set()  # running async tasks already counted as long
         self._inflight: dict[tuple[str, int], asyncio.Future[Settlement]] = {}
         self._orphans = Remembered()
+        #: Redeliveries settled with the result of a run here instead of running again (duplicates.py).
+        self.duplicates_suppressed = 0
         self._consumers: list[Consumer] = []
         self._wake: asyncio.Event | None = None
         self._watching = False  # time limits or an adaptive window to watch (set by run)
@@ -195,7 +200,7 @@ class Worker:
         count = self._window
         for spec in self.queues:
             self._consumers.append(await self.broker.consume(spec.name, count, self._on_delivery))
-        log.info("%s consuming %s (threads=%d, prefetch=%s → %s) from %s", self.name,
+        BANNER.info("%s consuming %s (threads=%d, prefetch=%s → %s) from %s", self.name,
                  ", ".join(q.name for q in self.queues), self.threads, self.prefetch, count or "no cap",
                  self.broker.display_url)
         self.ready.set()
@@ -482,33 +487,36 @@ class Worker:
         current_worker.set(self.name)  # this task's own context; jobs copy it to their thread
         envelope = delivery.envelope
         key = (envelope.message_id, _int_header(envelope, wire.H_ATTEMPT)) if envelope.message_id else None
-        if key is not None:
+        if key is not None and duplicates.is_redelivery(delivery):
             known = await self._known_result(key)
             if known is not None:
-                log.info("%s: %s came back while already handled here; applying its result (%s)",
-                         self.name, envelope.message_id, known.outcome.value)
+                self.duplicates_suppressed += 1
+                duplicates.suppressed(self.name, key[0], known.outcome.value)
                 await self._apply(delivery, known, key)
                 return
+        # A first delivery whose id is running here already (a producer reused it) runs too, unregistered.
+        owned = key if key is not None and key not in self._inflight else None
+        if owned is not None:
             future: asyncio.Future[Settlement] = asyncio.get_running_loop().create_future()
-            self._inflight[key] = future
+            self._inflight[owned] = future
         try:
             outcome = await self._decide(delivery)
         except BaseException:
-            if key is not None:
-                self._inflight.pop(key).cancel()
+            if owned is not None:
+                self._inflight.pop(owned).cancel()
             raise
         if isinstance(outcome, NotStarted):  # given back before it started
-            if key is not None:
-                self._inflight.pop(key).cancel()
+            if owned is not None:
+                self._inflight.pop(owned).cancel()
             if delivery.alive and outcome.republish:
                 copy = Settlement(Outcome.REQUEUE, {wire.H_HANDED_BACK: _int_header(envelope, wire.H_HANDED_BACK) + 1})
                 await self._apply(delivery, copy, None)
             elif delivery.alive:
                 await delivery.requeue()
             return
-        if key is not None:
+        if owned is not None:
             future.set_result(outcome)
-            del self._inflight[key]
+            del self._inflight[owned]
         await self._apply(delivery, outcome, key)
 
     async def _known_result(self, key: tuple[str, int]) -> Settlement | None:
@@ -572,6 +580,7 @@ class Worker:
         message_id = delivery.envelope.message_id or ""
         limit = task.time_limit if task is not None else None
         settlement = ACK
+        started = 0.0
         try:
             if asyncio.iscoroutinefunction(fn):
                 await self._async_slot()
@@ -590,12 +599,12 @@ class Worker:
             else:
                 assert self._runner is not None
                 labelled = _Labelled(fn, label, limit, handed_back)
-                job = self._runner.submit(labelled, args, kwargs)
+                job = self._runner.submit(labelled, args, kwargs, self._on_start(delivery, label, message_id))
                 try:
                     await job.future
                 finally:
+                    started = job.started
                     if job.started:
-                        self._emit("start", delivery, label, message_id, job.started)
                         self._measured((job.ended or time.time()) - job.started, job.noted_long)
         except NotStarted as exc:
             return exc
@@ -604,8 +613,11 @@ class Worker:
         except BaseException as exc:  # a task's SystemExit must not take the worker down either
             if isinstance(exc, asyncio.TimeoutError) and limit is not None:
                 exc = TimeLimitExceeded(f"{label} ran over its time limit of {limit:g} s")
-            settlement = after_failure(task, attempt, exc, self.name, self.rng)
-        self._emit("finish", delivery, label, message_id, time.time(), settlement.outcome.value)
+            settlement = tasklog.failed(self.name, label, message_id, task, attempt, exc,
+                                        after_failure(task, attempt, exc, self.name, self.rng))
+        now = time.time()
+        ran = now - started if started else 0.0
+        self._emit("finish", delivery, label, message_id, now, settlement.outcome.value, ran)
         return settlement
 
     def _measured(self, seconds: float, counted: bool = False) -> None:
@@ -652,9 +664,17 @@ class Worker:
             log.warning("%s: could not settle %s (%s); the broker will redeliver it and this worker "
                         "remembers the result for the copy", self.name, envelope.message_id, exc)
 
-    def _emit(self, kind: str, delivery: Delivery, label: str, message_id: str, at: float, outcome: str = "") -> None:
+    def _on_start(self, delivery: Delivery, label: str, message_id: str) -> Callable[[float], None] | None:
+        """What a thread calls (on the loop) as it starts a sync task: only if someone listens."""
+        if self.observer is None and not tasklog.wanted():
+            return None
+        return lambda at: self._emit("start", delivery, label, message_id, at)
+
+    def _emit(self, kind: str, delivery: Delivery, label: str, message_id: str, at: float, outcome: str = "",
+              seconds: float = 0.0) -> None:
         if self.observer is not None:
-            self.observer(TaskEvent(kind, self.name, delivery.queue, message_id, label, at, outcome))
+            self.observer(TaskEvent(kind, self.name, delivery.queue, message_id, label, at, outcome, seconds))
+        tasklog.event(kind, self.name, label, message_id, outcome, seconds)
 
 
 def _int_header(envelope: wire.Envelope, name: str) -> int:

@@ -11,7 +11,7 @@ import enum
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import message as wire
@@ -44,18 +44,46 @@ def dead(reason: str, worker: str, **details: Any) -> Settlement:
 
 def after_failure(task: Task[Any, Any] | None, attempt: int, exc: BaseException, worker: str,
                   rng: Callable[[float, float], float]) -> Settlement:
-    """Retry with backoff while the task has retries left; else dead-letter with the error.
+    """Retry with backoff when :func:`retry_verdict` allows it; else dead-letter with the error.
 
-    ``attempt`` is the number of the run that just failed (1 = first run).
+    ``attempt`` is the number of the run that just failed (1 = first run). The note
+    says what happens next (the worker's failure log line ends with it).
     """
     if isinstance(exc, Reject):
         return dead(wire.REASON_REJECTED, worker, error=exc, attempts=attempt)
-    if task is not None and attempt <= task.max_retries:
+    retry, why = retry_verdict(task, attempt, exc)
+    if retry:
+        assert task is not None
         delay = exc.delay if isinstance(exc, Retry) and exc.delay is not None else task.retry_delay(attempt, rng)
         return Settlement(Outcome.RETRY, {wire.H_ATTEMPT: attempt}, delay=max(0.0, delay),
-                          note=f"retry {attempt}/{task.max_retries} in {delay:.1f} s after {type(exc).__name__}: {exc}")
+                          note=f"retry {attempt}/{task.max_retries} in {max(0.0, delay):.1f} s")
     reason = wire.REASON_FAILED if task is not None else wire.REASON_RAW_FAILED
-    return dead(reason, worker, error=exc, attempts=attempt, traceback_text="".join(traceback.format_exception(exc)))
+    settlement = dead(reason, worker, error=exc, attempts=attempt,
+                      traceback_text="".join(traceback.format_exception(exc)))
+    return replace(settlement, note=f"dead-lettered ({reason}: {why})")
+
+
+def retry_verdict(task: Task[Any, Any] | None, attempt: int, exc: BaseException) -> tuple[bool, str]:
+    """Whether a run that failed with ``exc`` is retried, and why not. The one place that decides it.
+
+    In order: :class:`~fairq.Reject` is never retried; an explicit :class:`~fairq.Retry` is retried
+    while retries remain; a type in the task's ``dont_retry`` is not retried (it wins over
+    ``retry_on``); a type in ``retry_on`` is retried while retries remain; anything else is not.
+    Raw handlers (``task`` None) are never retried.
+    """
+    if task is None:
+        return False, "raw handlers are not retried"
+    if isinstance(exc, Reject):
+        return False, "rejected by the task"
+    left = attempt <= task.max_retries
+    exhausted = f"no retries left ({task.max_retries} allowed)"
+    if isinstance(exc, Retry):
+        return left, "" if left else exhausted
+    if isinstance(exc, task.dont_retry):
+        return False, f"{type(exc).__name__} is not retried (dont_retry)"
+    if not isinstance(exc, task.retry_on):
+        return False, f"{type(exc).__name__} is not retried (not in retry_on)"
+    return left, "" if left else exhausted
 
 
 class Remembered:

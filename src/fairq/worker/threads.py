@@ -33,10 +33,10 @@ class NotStarted(Exception):
 
 
 class Job:
-    __slots__ = ("fn", "args", "kwargs", "context", "future", "started", "ended", "noted_long")
+    __slots__ = ("fn", "args", "kwargs", "context", "future", "started", "ended", "noted_long", "on_start")
 
     def __init__(self, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any],
-                 future: asyncio.Future[Any]) -> None:
+                 future: asyncio.Future[Any], on_start: Callable[[float], None] | None = None) -> None:
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
@@ -45,6 +45,8 @@ class Job:
         self.started = 0.0  #: time.time() when a thread took it; 0 while queued
         self.ended = 0.0
         self.noted_long = False  #: the adaptive window counted it as long while it ran
+        #: Called on the loop with ``started`` once a thread takes the job (a loop wake-up: only when asked).
+        self.on_start = on_start
 
 
 class ThreadRunner:
@@ -62,8 +64,9 @@ class ThreadRunner:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> Job:
-        job = Job(fn, args, kwargs, self._loop.create_future())
+    def submit(self, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any],
+               on_start: Callable[[float], None] | None = None) -> Job:
+        job = Job(fn, args, kwargs, self._loop.create_future(), on_start)
         self._jobs.put(job)
         return job
 
@@ -104,6 +107,11 @@ class ThreadRunner:
                 return
             job.started = time.time()
             self.running.add(job)
+            if job.on_start is not None:
+                try:
+                    self._loop.call_soon_threadsafe(job.on_start, job.started)
+                except RuntimeError:  # the loop is closed: the process is going away
+                    return
             error: BaseException | None = None
             result: Any = None
             try:
