@@ -118,3 +118,23 @@ def test_a_task_that_kills_its_worker_every_time_is_dead_lettered_after_the_deli
     (props, _), = amqp.drain(dead_letter_queue(queue))
     assert props.headers["fairq-dead-reason"] == "delivery limit"
     assert amqp.ready(queue) == 0
+
+
+@pytest.mark.parametrize(("task", "error"), [("buggy", "TypeError"), ("no_value_retry", "ValueError")])
+def test_a_type_that_is_not_retried_runs_once_and_is_dead_lettered_with_its_traceback(
+        broker_url: str, amqp: Amqp, queue: str, journal: Journal, worker_env: dict[str, str], task: str,
+        error: str) -> None:
+    # buggy: a TypeError (not retried by default); no_value_retry: ValueError in its dont_retry. Both allow 3 retries.
+    with worker_process(str(TASKS), "-Q", queue, "-p", "1", env=worker_env) as worker:
+        send(broker_url, queue, task, "once")
+        wait_for(lambda: amqp.ready(dead_letter_queue(queue)) == 1, what="the dead letter")
+        wait_for(lambda: worker.count("attempt 1/4 failed") == 1, what="the failure's log line")
+    assert journal.tags("start") == ["once"]
+    (props, _), = amqp.drain(dead_letter_queue(queue))
+    assert props.headers["fairq-dead-reason"] == "task failed"
+    assert props.headers["fairq-attempts"] == 1
+    assert props.headers["fairq-error-type"] == error
+    assert f"{error}:" in props.headers["fairq-traceback"]
+    line, = [line for line in worker.lines if "attempt 1/4 failed" in line]
+    assert " WARNING " in line and f"{task} " in line and f"{error}: " in line and "dead-lettered" in line
+    assert "not retried (dont_retry)" in line

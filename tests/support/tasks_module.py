@@ -113,3 +113,16 @@ def gated(tag: str, gate: str) -> None:
     while not os.path.exists(gate):
         time.sleep(0.01)
     _log("done", tag)
+
+
+@app.task(name="buggy", max_retries=3, retry_backoff=0.1)
+def buggy(tag: str) -> None:
+    """A bug: a TypeError, which no number of retries fixes."""
+    _log("start", tag)
+    len(5)  # type: ignore[arg-type]
+
+
+@app.task(name="no_value_retry", max_retries=3, retry_backoff=0.1, dont_retry=(ValueError,))
+def no_value_retry(tag: str) -> None:
+    _log("start", tag)
+    raise ValueError(f"{tag} is not a valid tag")

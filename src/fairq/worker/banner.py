@@ -6,6 +6,7 @@ started on the wrong module, queue or broker says so before anything goes missin
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable
 
 from ..config import redact
@@ -15,7 +16,7 @@ from .config import WorkerConfig
 
 def banner_lines(config: WorkerConfig, broker_url: str, queues: Iterable[str], tasks: Iterable[str]) -> list[str]:
     """The banner for ``config``; ``queues`` and ``tasks`` as the worker processes will use them."""
-    name = config.name or "HOST.PID"
+    name = config.name or f"{socket.gethostname()}.<pid>"
     if config.name and config.processes > 1:
         name = f"{config.name}.1..{config.processes}"
     runs = (f"raw handler {config.raw_handler}" if config.raw_handler
