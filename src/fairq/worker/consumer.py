@@ -28,13 +28,14 @@ from ..backoff import Backoff
 from ..broker import Broker, Consumer, Delivery, QueueSpec, connect_url
 from ..config import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_MESSAGE_BYTES
 from ..errors import BrokerError, ChannelClosed, DecodeError, LoginRefused, TaskNotFound, TimeLimitExceeded
+from ..logs import BANNER
 from ..task import Task
+from . import duplicates, tasklog
 from .adaptive import AdaptiveWindow
 from .policy import DEFAULT_POLICY, Prefetch
-from . import duplicates, tasklog
-from ..logs import BANNER
 from .settlement import ACK, Outcome, Remembered, Settlement, after_failure, dead
-from .threads import Job, NotStarted, ThreadRunner
+from .labelled import Labelled, was_handed_back
+from .threads import NotStarted, ThreadRunner
 
 log = logging.getLogger("fairq.worker")
 
@@ -201,8 +202,8 @@ class Worker:
         for spec in self.queues:
             self._consumers.append(await self.broker.consume(spec.name, count, self._on_delivery))
         BANNER.info("%s consuming %s (threads=%d, prefetch=%s → %s) from %s", self.name,
-                 ", ".join(q.name for q in self.queues), self.threads, self.prefetch, count or "no cap",
-                 self.broker.display_url)
+                    ", ".join(q.name for q in self.queues), self.threads, self.prefetch, count or "no cap",
+                    self.broker.display_url)
         self.ready.set()
 
     async def _serve(self) -> BaseException | None:
@@ -275,7 +276,7 @@ class Worker:
         stay: each hand-back sends a task to the back of the queue, so one passed on from worker to
         worker would run after everything sent meanwhile."""
         assert self._runner is not None
-        self._runner.reclaim(republish, _handed_back if once else None)
+        self._runner.reclaim(republish, was_handed_back if once else None)
         while self._async_waiters:
             waiter = self._async_waiters.popleft()
             if not waiter.done():
@@ -354,9 +355,9 @@ class Worker:
         now = time.time()
         for job in list(self._runner.running):
             fn = job.fn
-            limit = fn.time_limit if isinstance(fn, _Labelled) else None
+            limit = fn.time_limit if isinstance(fn, Labelled) else None
             if limit and now - job.started > limit and not job.future.done():
-                assert isinstance(fn, _Labelled)
+                assert isinstance(fn, Labelled)
                 job.future.set_exception(TimeLimitExceeded(f"{fn.label} ran over its time limit of {limit:g} s"))
                 self._abandon_thread(fn.label)
         if self.adaptive is not None and on_time:
@@ -598,14 +599,14 @@ class Worker:
                     self._measured(time.time() - started, counted)
             else:
                 assert self._runner is not None
-                labelled = _Labelled(fn, label, limit, handed_back)
+                labelled = Labelled(fn, label, limit, handed_back)
                 job = self._runner.submit(labelled, args, kwargs, self._on_start(delivery, label, message_id))
                 try:
                     await job.future
                 finally:
                     started = job.started
-                    if job.started:
-                        self._measured((job.ended or time.time()) - job.started, job.noted_long)
+                    if started:
+                        self._measured((job.ended or time.time()) - started, job.noted_long)
         except NotStarted as exc:
             return exc
         except asyncio.CancelledError:
@@ -681,22 +682,3 @@ def _int_header(envelope: wire.Envelope, name: str) -> int:
     """A counting header of ours; 0 if absent or not an integer (a message from elsewhere)."""
     value = envelope.headers.get(name, 0)
     return value if isinstance(value, int) else 0
-
-
-def _handed_back(job: Job) -> bool:
-    return isinstance(job.fn, _Labelled) and job.fn.handed_back > 0
-
-
-class _Labelled:
-    """A sync task function with what the time-limit watchdog and hand-backs need to know about it."""
-
-    __slots__ = ("fn", "label", "time_limit", "handed_back")
-
-    def __init__(self, fn: Callable[..., Any], label: str, time_limit: float | None, handed_back: int = 0) -> None:
-        self.fn = fn
-        self.label = label
-        self.time_limit = time_limit
-        self.handed_back = handed_back  #: how often a worker handed this task back before
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.fn(*args, **kwargs)
