@@ -1,0 +1,65 @@
+"""The de-duplication rule of Worker._handle, without a broker: only a redelivery may take a kept result."""
+
+from __future__ import annotations
+
+import asyncio
+
+import fairq
+from fairq import message as wire
+from fairq.broker import Delivery
+from fairq.worker.consumer import Worker
+from fairq.worker.policy import Prefetch
+
+
+class FakeDelivery(Delivery):
+    def __init__(self, envelope: wire.Envelope, redelivered: bool = False, delivery_count: int | None = None) -> None:
+        self.envelope = envelope
+        self.queue = "q"
+        self.redelivered = redelivered
+        self.delivery_count = delivery_count
+        self.acked = False
+
+    @property
+    def alive(self) -> bool:
+        return True
+
+    async def ack(self) -> None:
+        self.acked = True
+
+    async def requeue(self) -> None:
+        raise AssertionError("not requeued in these tests")
+
+
+def test_a_reused_id_runs_on_first_delivery_and_only_a_redelivery_takes_the_running_result() -> None:
+    app = fairq.App()
+    ran: list[str] = []
+
+    async def main() -> None:
+        release = asyncio.Event()
+
+        @app.task(name="held")
+        async def held(tag: str) -> None:
+            ran.append(tag)
+            await release.wait()
+
+        worker = Worker(broker_url="amqp://guest:guest@127.0.0.1:5672/", queues=[], tasks=app.tasks, name="w",
+                        threads=4, prefetch=Prefetch("fair"))
+
+        def delivery(tag: str, **flags: object) -> FakeDelivery:
+            envelope = wire.encode_task("held", [tag], {}, max_bytes=1 << 20, message_id="same-id")
+            return FakeDelivery(envelope, **flags)  # type: ignore[arg-type]
+
+        first, reused, redelivered, counted = (delivery("first"), delivery("reused"),
+                                               delivery("again", redelivered=True),
+                                               delivery("counted", delivery_count=1))
+        handling = [asyncio.ensure_future(worker._handle(d)) for d in (first, reused, redelivered, counted)]
+        for _ in range(20):  # loop turns enough for all four to start if they would (two do)
+            await asyncio.sleep(0)
+        assert sorted(ran) == ["first", "reused"]
+        release.set()
+        await asyncio.gather(*handling)
+        assert all(d.acked for d in (first, reused, redelivered, counted))
+        assert worker.duplicates_suppressed == 2
+        assert sorted(ran) == ["first", "reused"]
+
+    asyncio.run(main())
