@@ -31,6 +31,9 @@ class TaskNotChecked(ConfigurationError):
 def find_task(name: str) -> Task[Any, Any]:
     """The Task object behind ``module.function``; :class:`TaskNotChecked` says why there is none.
 
+    The task may be registered under another name (``@app.task(name=...)``): that name is
+    the one workers know, so it is the one to send.
+
     Without it ``send`` cannot know the task's queue, nor check its arguments: guessing
     ``default`` would enqueue, to a queue no worker may read, a task that never runs.
     """
@@ -46,8 +49,6 @@ def find_task(name: str) -> Task[Any, Any]:
         raise TaskNotChecked(f"module {module_name!r} has no task {attr!r}")
     if not isinstance(obj, Task):
         raise TaskNotChecked(f"{name} is not a fairq task (no @app.task)")
-    if obj.name != name:
-        raise TaskNotChecked(f"{name} is registered as the task {obj.name!r}: workers know it by that name")
     return obj
 
 
@@ -100,7 +101,7 @@ def send(task: str | None, args: tuple[str, ...], kwargs_json: str | None, queue
             found.check_arguments(values, kwargs)
         except TypeError as exc:
             raise EncodeError(f"cannot send {task}: {exc}") from None
-        target = queue or found.queue
+        task, target = found.name, queue or found.queue
     if delay and count > 1:
         raise click.UsageError("--delay and --count do not go together")
     app = App(broker=url, send_timeout=timeout)
