@@ -7,6 +7,8 @@ and never answers, and the real broker mid-work.
 from __future__ import annotations
 
 import os
+import pty
+import select
 import signal
 import socket
 import subprocess
@@ -162,3 +164,36 @@ def test_a_worker_stopped_by_one_ctrl_c_finishes_its_task_and_exits_0(
         gate.touch()
         assert worker.process.wait(timeout=30) == 0
     assert journal.tags("done") == ["held"]
+
+
+def test_ctrl_c_at_the_purge_prompt_exits_130_and_deletes_nothing(amqp: Amqp, queue: str, broker_url: str) -> None:
+    dlq = dead_letter_queue(queue)
+    amqp._fresh().queue_declare(dlq, durable=True)
+    amqp.publish(dlq, b"dead")
+    wait_for(lambda: amqp.ready(dlq) == 1, what="one dead letter")
+    leader, follower = pty.openpty()  # purge asks only on a terminal
+    process = subprocess.Popen([sys.executable, "-m", "fairq", "dlq", "purge", queue, "-b", broker_url],
+                               stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+
+    def read_until(end: str) -> str:
+        text = ""
+        while not text.endswith(end):
+            ready_to_read, _, _ = select.select([leader], [], [], 30)
+            assert ready_to_read, text
+            try:
+                text += os.read(leader, 4096).decode()
+            except OSError:  # EIO: the process closed the terminal
+                break
+        return text
+
+    try:
+        prompt = read_until("[y/N]: ")
+        assert f"delete 1 dead letter from {dlq} for good?" in prompt
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 130
+        after = read_until("interrupted\r\n")
+    finally:
+        os.close(leader)
+    assert after.replace("\r", "").lstrip("\n") == "fairq: interrupted\n"  # the prompt's line ended, then one line
+    assert amqp.ready(dlq) == 1

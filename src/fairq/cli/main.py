@@ -59,6 +59,7 @@ def main() -> None:
         result = cli.main(prog_name="fairq", standalone_mode=False)
     except click.exceptions.Abort as exc:  # click turns Ctrl-C and end-of-input at a prompt into Abort
         if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            click.echo(err=True)  # end the prompt's line
             interrupted()
         click.echo("Aborted!", err=True)
         sys.exit(1)
