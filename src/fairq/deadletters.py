@@ -40,7 +40,7 @@ class NoDeadLetterQueue(FairqError):
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """What an operator needs to decide about one dead letter."""
+    """What an operator needs to decide about one dead letter, and to debug it from fairq alone."""
 
     message_id: str | None
     task: str
@@ -51,6 +51,12 @@ class DeadLetter:
     worker: str | None
     dead_at: str | None
     size: int
+    args: list[Any] | None = None  #: None when the body is not a task's JSON object
+    kwargs: dict[str, Any] | None = None
+    traceback: str | None = None
+    sent_at: str | None = None  #: the message's AMQP timestamp: when it was first sent
+    queue: str | None = None  #: the queue it died in, as the worker recorded it
+    body: str | None = None  #: the body as text, only when it holds no task arguments (plain, not JSON)
 
 
 def _text(value: Any) -> str | None:
@@ -76,15 +82,21 @@ def broker_reason(reason: str) -> str:
     return wire.REASON_DELIVERY_LIMIT if reason == "delivery_limit" else reason.replace("_", " ")
 
 
-def _task_name(envelope: Envelope) -> str:
+def _body_object(envelope: Envelope) -> dict[str, Any] | None:
+    """The body as a JSON object, or None (plain bytes, not JSON, not an object)."""
+    try:
+        body = json.loads(envelope.body)
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _task_name(envelope: Envelope, body: dict[str, Any] | None) -> str:
     if not wire.is_fairq(envelope):
         return PLAIN_TASK
     name = envelope.headers.get(wire.H_TASK)
-    if name is None:  # the header is optional for other producers; the body names the task too
-        try:
-            name = json.loads(envelope.body).get("task")
-        except (ValueError, AttributeError):
-            name = None
+    if name is None and body is not None:  # the header is optional for other producers; the body names it too
+        name = body.get("task")
     return _text(name) or UNKNOWN
 
 
@@ -97,9 +109,12 @@ def describe(envelope: Envelope) -> DeadLetter:
         broker = death.get("reason") or headers.get("x-last-death-reason") or headers.get("x-first-death-reason")
         reason = broker_reason(_text(broker) or "") or UNKNOWN
     attempts = headers.get(wire.H_ATTEMPTS)
+    body = _body_object(envelope) if wire.is_fairq(envelope) else None
+    args, kwargs = (body or {}).get("args"), (body or {}).get("kwargs")
+    readable = isinstance(args, list) and isinstance(kwargs, dict)
     return DeadLetter(
         message_id=envelope.message_id,
-        task=_task_name(envelope),
+        task=_task_name(envelope, body),
         reason=reason,
         error_type=_text(headers.get(wire.H_ERROR_TYPE)),
         error_message=_text(headers.get(wire.H_ERROR_MESSAGE)),
@@ -107,6 +122,12 @@ def describe(envelope: Envelope) -> DeadLetter:
         worker=_text(headers.get(wire.H_WORKER)),
         dead_at=_text(headers.get(wire.H_DEAD_AT) or death.get("time")),
         size=len(envelope.body),
+        args=args if readable else None,
+        kwargs=kwargs if readable else None,
+        traceback=_text(headers.get(wire.H_TRACEBACK)),
+        sent_at=_text(envelope.timestamp),
+        queue=_text(headers.get(wire.H_QUEUE) or death.get("queue")),
+        body=None if readable else _text(envelope.body),
     )
 
 
@@ -189,6 +210,18 @@ async def list_dead_letters(url: str, queue: str) -> list[DeadLetter]:
         while (delivery := await walk.broker.get(walk.dlq)) is not None:
             walk.kept.append(delivery)
         return [describe(d.envelope) for d in walk.kept]
+
+
+async def find(url: str, queue: str, message_id: str | None = None) -> DeadLetter | None:
+    """The oldest dead letter of ``queue`` (with ``message_id``, the first with that id), or None; all stay in place.
+
+    It walks the whole queue as :func:`list_dead_letters` does: handing back only the
+    first few would move them behind the rest.
+    """
+    for letter in await list_dead_letters(url, queue):
+        if message_id is None or letter.message_id == message_id:
+            return letter
+    return None
 
 
 async def replay(url: str, queue: str, *, limit: int | None = None, message_id: str | None = None) -> int:

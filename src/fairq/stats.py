@@ -2,7 +2,8 @@
 
 Over AMQP a passive declare gives ready messages and consumers of a named queue.
 Unacked counts and the list of all queues need RabbitMQ's management API, used
-when it answers.
+when it answers. Without it and without names, only the queues fairq can guess
+are looked up: ``default`` and those named in ``$FAIRQ_QUEUES``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -20,6 +23,18 @@ from .config import DEFAULT_QUEUE
 from .broker.topology import dead_letter_queue, is_dead_letter_queue, is_internal
 
 DEFAULT_MANAGEMENT_URL = "http://localhost:15672"
+#: Queues ``fairq status`` looks up over AMQP when given none and the management API does not answer
+#: (comma- or space-separated), besides ``default``.
+QUEUES_ENV = "FAIRQ_QUEUES"
+
+
+def discoverable_queues(environ: dict[str, str] | None = None) -> list[str]:
+    """What ``status`` can look up over AMQP unnamed: ``default``, then ``$FAIRQ_QUEUES`` in order.
+
+    AMQP cannot list queues; a passive declare only answers for a name it is given.
+    """
+    listed = (os.environ if environ is None else environ).get(QUEUES_ENV, "")
+    return list(dict.fromkeys([DEFAULT_QUEUE, *(n for n in re.split(r"[\s,]+", listed) if n)]))
 
 
 @dataclass
@@ -78,11 +93,15 @@ def management_queues(broker_url: str, management_url: str, timeout: float = 2.0
 def collect(broker_url: str, queues: list[str], management_url: str | None = DEFAULT_MANAGEMENT_URL) -> tuple[list[QueueRow], bool]:
     """Rows for ``queues``, and whether the management API answered.
 
-    With no queues named: every queue when the management API answers, else ``default``.
+    With no queues named: every queue when the management API answers, else those of
+    :func:`discoverable_queues` that exist.
     """
     listed = management_queues(broker_url, management_url) if management_url else None
     if listed is None:
-        return asyncio.run(_amqp_rows(broker_url, queues or [DEFAULT_QUEUE])), False
+        if queues:
+            return asyncio.run(_amqp_rows(broker_url, queues)), False
+        rows = asyncio.run(_amqp_rows(broker_url, discoverable_queues()))
+        return [row for row in rows if row.exists], False
     by_name = {str(q.get("name")): q for q in listed}
     names = queues or [n for n in sorted(by_name) if not is_dead_letter_queue(n) and not is_internal(n)]
     rows = []

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import subprocess
 import sys
 import uuid
@@ -196,7 +199,7 @@ def test_replay_by_id_moves_exactly_that_one_and_limit_caps_the_count(
 
     by_id = run_cli("dlq", "replay", queue, "--id", second, env=worker_env)
     assert by_id.returncode == 0, by_id.stderr
-    assert by_id.stdout.strip() == f"replayed 1 dead letters to {queue}"
+    assert by_id.stdout.strip() == f"replayed 1 dead letter to {queue}"
     assert [d["message_id"] for d in listed(queue, worker_env)] == [first, third, fourth]
 
     missing = run_cli("dlq", "replay", queue, "--id", "no-such-id", env=worker_env)
@@ -238,7 +241,9 @@ def test_purge_needs_yes_without_a_terminal_then_deletes_all_and_counts_them(
     assert purged.returncode == 0, purged.stderr
     assert purged.stdout.strip() == f"purged 3 dead letters from {dlq}"
     assert amqp.ready(dlq) == 0
-    assert run_cli("dlq", "list", queue, env=worker_env).stdout.strip() == f"no dead letters in {dlq}"
+    empty = run_cli("dlq", "list", queue, env=worker_env)
+    assert (empty.returncode, empty.stdout) == (0, "")  # through a pipe, stdout holds dead letters only
+    assert empty.stderr.strip() == f"no dead letters in {dlq}"
 
 
 def test_a_quorum_delivery_limit_dead_letter_shows_the_brokers_reason(
@@ -280,3 +285,96 @@ def test_the_newest_broker_death_wins_and_a_replayed_copy_keeps_only_what_a_send
     assert envelope.headers["x-delivery-count"] == 20  # the dead letter itself is left untouched
     plain = revived(Envelope(body=b"hi", headers={wire.H_REASON: "not a fairq message"}))
     assert plain.headers == {}  # a plain message gets no fairq-attempt
+
+
+def test_show_prints_one_dead_letter_whole_and_list_json_carries_the_same_fields(
+        amqp: Amqp, queue: str, broken_tasks: Path, worker_env: dict[str, str]) -> None:
+    dlq = dead_letter_queue(queue)
+    for tag in ("first", "second"):
+        sent = run_cli("send", "record", tag, "--kwargs", '{"seconds": 0.5}', "-Q", queue, env=worker_env)
+        assert sent.returncode == 0, sent.stderr
+    with worker_process(str(broken_tasks), "-Q", queue, "-p", "1", env=worker_env):
+        wait_for(lambda: amqp.ready(dlq) == 2, what="two failed tasks")
+    letters = listed(queue, worker_env)
+    first, second = letters
+    assert (first["args"], first["kwargs"]) == (["first"], {"seconds": 0.5})
+    assert "raise RuntimeError" in first["traceback"] and first["traceback"].startswith("Traceback")
+    assert first["sent_at"] and first["dead_at"] and first["queue"] == queue and first["body"] is None
+
+    oldest = run_cli("dlq", "show", queue, env=worker_env)
+    assert oldest.returncode == 0, oldest.stderr
+    fields = dict(line.split(None, 1) if " " in line else (line, "") for line in oldest.stdout.splitlines()
+                  if line and not line.startswith(" ") and not line.endswith(":"))
+    assert fields["task"] == "record"
+    assert fields["args"] == '["first"]' and fields["kwargs"] == '{"seconds": 0.5}'
+    assert fields["reason"] == "task failed"
+    assert fields["error"] == "RuntimeError: bug while recording first"
+    assert fields["attempts"] == "1" and fields["worker"] == first["worker"]
+    for label in ("message id", "sent at", "dead at"):
+        assert f"{label}  " in oldest.stdout
+    assert first["message_id"] in oldest.stdout and first["sent_at"] in oldest.stdout
+    assert "\ntraceback:\n  Traceback (most recent call last):" in oldest.stdout
+    assert "    raise RuntimeError" in oldest.stdout
+
+    by_id = run_cli("dlq", "show", queue, "--id", second["message_id"], "--json", env=worker_env)
+    assert by_id.returncode == 0, by_id.stderr
+    assert json.loads(by_id.stdout) == second
+    missing = run_cli("dlq", "show", queue, "--id", "no-such-id", env=worker_env)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == f"fairq: error: no dead letter with id no-such-id in {dlq}"
+    assert ids_in(amqp, dlq) == [first["message_id"], second["message_id"]]  # show moved nothing
+
+
+def test_piped_list_is_one_plain_line_per_dead_letter_with_the_whole_id_first(
+        amqp: Amqp, queue: str, worker_env: dict[str, str]) -> None:
+    declare(amqp, queue)
+    buried = [bury(amqp, queue, tag) for tag in ("a", "b\twith a tab")]
+    ready(amqp, queue, 2)
+    result = run_cli("dlq", "list", queue, env=worker_env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split("\t")[0] for line in lines] == buried
+    assert [line.split("\t")[1:4] for line in lines] == [
+        ["record", "task failed", "RuntimeError: bug while recording a"],
+        ["record", "task failed", "RuntimeError: bug while recording b with a tab"]]
+    assert "┃" not in result.stdout and "│" not in result.stdout
+
+
+def in_a_terminal(args: list[str], env: dict[str, str], columns: int) -> str:
+    """Run ``fairq ARGS`` with its stdout on a pseudo-terminal ``columns`` wide; returns what it printed."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "fairq", *args], stdout=follower, stderr=subprocess.PIPE,
+                               env={**os.environ, **env, "COLUMNS": str(columns), "TERM": "dumb"})
+    os.close(follower)
+    out = b""
+    while True:
+        ready_to_read, _, _ = select.select([leader], [], [], 60)
+        assert ready_to_read, "no output within 60 s"
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    assert process.stderr is not None
+    with process.stderr:
+        errors = process.stderr.read().decode()
+    assert process.wait(60) == 0, errors
+    return out.decode()
+
+
+def test_at_80_columns_the_table_keeps_the_whole_id_and_drops_other_columns(
+        amqp: Amqp, queue: str, worker_env: dict[str, str]) -> None:
+    declare(amqp, queue)
+    buried = [bury(amqp, queue, "a long tag that makes the error message wrap " * 2) for _ in range(2)]
+    ready(amqp, queue, 2)
+    text = in_a_terminal(["dlq", "list", queue], worker_env, 80)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80, text
+    for message_id in buried:
+        assert any(message_id in line for line in lines), text
+    header = next(line for line in lines if "message id" in line)
+    assert "task" in header and "reason" in header and "error" in header
+    assert "bytes" not in header and "worker" not in header

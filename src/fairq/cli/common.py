@@ -6,7 +6,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import click
@@ -73,10 +73,14 @@ def with_tls_files(url: str, tls_ca: str | None = None, tls_cert: str | None = N
     return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote, safe="/")))
 
 
+#: The exit code of a command stopped by Ctrl-C (SIGINT), as shells report a process killed by it: 128 + 2.
+EXIT_INTERRUPTED = 130
+
+
 def one_line_errors(fn: F) -> F:
     """Report fairq errors as one redacted line on stderr and exit 1; never a traceback.
 
-    Set FAIRQ_DEBUG=1 to see the traceback of an unexpected error.
+    Ctrl-C exits 130 with one line. Set FAIRQ_DEBUG=1 to see the traceback of an unexpected error.
     """
 
     @functools.wraps(fn)
@@ -88,7 +92,7 @@ def one_line_errors(fn: F) -> F:
         except FairqError as exc:
             fail(str(exc))
         except KeyboardInterrupt:
-            fail("interrupted")
+            interrupted()
         except Exception as exc:
             if os.environ.get("FAIRQ_DEBUG"):
                 raise
@@ -97,6 +101,15 @@ def one_line_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"fairq: error: {redact(message)}", err=True)
     sys.exit(code)
+
+
+def interrupted() -> NoReturn:
+    """Ctrl-C: one line, exit 130. What was confirmed before it stays sent; nothing else is claimed."""
+    try:
+        click.echo("fairq: interrupted", err=True)
+    except (OSError, KeyboardInterrupt):
+        pass  # stderr gone, or a second Ctrl-C: the exit code still says what happened
+    sys.exit(EXIT_INTERRUPTED)

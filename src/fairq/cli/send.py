@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..app import App
-from ..config import DEFAULT_QUEUE
+from ..config import redact
 from ..errors import ConfigurationError, EncodeError
 from ..task import Call, Task
 from ..worker.loader import import_module
@@ -24,24 +24,39 @@ def parse_arg(text: str) -> Any:
         return text
 
 
-def find_task(name: str) -> Task[Any, Any] | None:
-    """The Task object behind ``module.function`` if it can be imported, else None."""
+class TaskNotChecked(ConfigurationError):
+    """TASK cannot be found as ``module.function``: its module does not import, or holds no such task."""
+
+
+def find_task(name: str) -> Task[Any, Any]:
+    """The Task object behind ``module.function``; :class:`TaskNotChecked` says why there is none.
+
+    The task may be registered under another name (``@app.task(name=...)``): that name is
+    the one workers know, so it is the one to send.
+
+    Without it ``send`` cannot know the task's queue, nor check its arguments: guessing
+    ``default`` would enqueue, to a queue no worker may read, a task that never runs.
+    """
     module_name, _, attr = name.rpartition(".")
-    if not module_name:
-        return None
+    if not module_name or not attr:
+        raise TaskNotChecked(f"{name!r} names no module (expected module.function)")
     try:
         module = import_module(module_name)
-    except ConfigurationError:
-        return None
+    except ConfigurationError as exc:
+        raise TaskNotChecked(str(exc)) from None
     obj = getattr(module, attr, None)
-    return obj if isinstance(obj, Task) else None
+    if obj is None:
+        raise TaskNotChecked(f"module {module_name!r} has no task {attr!r}")
+    if not isinstance(obj, Task):
+        raise TaskNotChecked(f"{name} is not a fairq task (no @app.task)")
+    return obj
 
 
 @click.command()
 @click.argument("task", required=False)
 @click.argument("args", nargs=-1)
 @click.option("--kwargs", "kwargs_json", metavar="JSON", help="keyword arguments as a JSON object")
-@click.option("-Q", "--queue", help="target queue (default: the task's queue when TASK imports, else 'default')")
+@click.option("-Q", "--queue", help="target queue (default: the task's queue; needed when TASK cannot be imported)")
 @click.option("--count", type=click.IntRange(min=1), default=1, show_default=True,
               help="send N copies, with pipelined confirms")
 @click.option("--delay", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
@@ -73,26 +88,35 @@ def send(task: str | None, args: tuple[str, ...], kwargs_json: str | None, queue
         if not isinstance(kwargs, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--kwargs")
     values = [parse_arg(a) for a in args]
-    found = find_task(task)
-    if found is not None:
+    unchecked: str | None = None
+    try:
+        found = find_task(task)
+    except TaskNotChecked as exc:
+        if not queue:
+            raise TaskNotChecked(f"cannot send {task}: {exc}; to send it unchecked, name its queue with --queue")
+        target = queue
+        unchecked = f"fairq: warning: {task} was not checked ({exc}); sent to {target} as it is"
+    else:
         try:
             found.check_arguments(values, kwargs)
         except TypeError as exc:
             raise EncodeError(f"cannot send {task}: {exc}") from None
-    target = queue or (found.queue if found else DEFAULT_QUEUE)
+        task, target = found.name, queue or found.queue
+    if delay and count > 1:
+        raise click.UsageError("--delay and --count do not go together")
     app = App(broker=url, send_timeout=timeout)
     try:
         if count == 1:
             click.echo(app.send(task, values, kwargs, queue=target, delay=delay, wait_if_full=wait_if_full))
-            return
-        if delay:
-            raise click.UsageError("--delay and --count do not go together")
-        started = time.perf_counter()
-        app.send_many(task, [Call(values, kwargs)] * count, queue=target, wait_if_full=wait_if_full)
-        took = time.perf_counter() - started
-        click.echo(f"sent {count} × {task} to {target} in {took:.2f} s ({count / took:,.0f}/s, all confirmed)")
+        else:
+            started = time.perf_counter()
+            app.send_many(task, [Call(values, kwargs)] * count, queue=target, wait_if_full=wait_if_full)
+            took = time.perf_counter() - started
+            click.echo(f"sent {count} × {task} to {target} in {took:.2f} s ({count / took:,.0f}/s, all confirmed)")
     finally:
         app.close()
+    if unchecked:
+        click.echo(redact(unchecked), err=True)
 
 
 def send_raw(app: App, queue: str, text: str, count: int) -> None:

@@ -6,7 +6,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..stats import DEFAULT_MANAGEMENT_URL, QueueRow, collect
+from ..config import redact
+from ..stats import DEFAULT_MANAGEMENT_URL, QUEUES_ENV, QueueRow, collect, discoverable_queues
 from ..worker.loader import load_app
 from .common import broker_option, one_line_errors, resolve_broker
 
@@ -33,6 +34,19 @@ def render(rows: list[QueueRow], with_management: bool) -> Table:
     return table
 
 
+def unnamed_hint(rows: list[QueueRow], with_management: bool, management_url: str) -> str:
+    """The line under an unnamed ``status``: what it could see, what it could not, and how to narrow it."""
+    if with_management:
+        return "every queue on the broker (management API); narrow it with MODULE (its tasks' queues) or -Q NAME"
+    looked = discoverable_queues()
+    missing = [name for name in looked if name not in {row.name for row in rows}]
+    which = (f"only {looked[0]} was looked up (set ${QUEUES_ENV} to look up more)" if len(looked) == 1 else
+             f"only {', '.join(looked)} were looked up (default and ${QUEUES_ENV})")
+    absent = f"; missing: {', '.join(missing)}" if missing else ""
+    return (f"the management API ({redact(management_url)}) did not answer and AMQP cannot list queues: "
+            f"{which}{absent}; name queues with MODULE or -Q NAME")
+
+
 @click.command()
 @click.argument("module", required=False)
 @click.option("-Q", "--queue", "queues", multiple=True, metavar="NAME", help="queue to show (repeatable)")
@@ -41,9 +55,19 @@ def render(rows: list[QueueRow], with_management: bool) -> Table:
 @broker_option
 @one_line_errors
 def status(module: str | None, queues: tuple[str, ...], management_url: str, broker: str | None) -> None:
-    """Per queue: ready, consumers, dead-lettered; unacked and all queues when the management API answers."""
+    """Per queue: ready, consumers, dead-lettered; unacked and all queues when the management API answers.
+
+    With no MODULE and no -Q: every queue the management API lists; without it, the
+    queues AMQP can look up by name: default and those in $FAIRQ_QUEUES (comma-separated).
+    """
     names = list(queues)
     if module:
         names += [q for q in load_app(module).queues() if q not in names]
     rows, with_management = collect(resolve_broker(broker), names, management_url)
-    Console().print(render(rows, with_management))
+    console = Console()
+    if rows:
+        console.print(render(rows, with_management))
+    else:
+        click.echo("no fairq queues found")
+    if not names:
+        click.echo(unnamed_hint(rows, with_management, management_url))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 
 import click
 
@@ -15,7 +16,7 @@ from ..worker.banner import show_banner
 from ..worker.config import WorkerConfig
 from ..worker.loader import load_app, load_callable
 from ..worker.policy import DEFAULT_POLICY, Prefetch
-from ..worker.supervisor import Supervisor
+from ..worker.supervisor import EXIT_ABORTED, Supervisor
 from .common import broker_option, fail, one_line_errors, resolve_broker
 
 
@@ -43,7 +44,10 @@ def worker(module: str | None, queues: tuple[str, ...], processes: int | None, t
     """Run worker processes for the tasks defined in MODULE (dotted path or file.py)."""
     level = resolve_log_level(log_level)
     configure_logging(level)
-    Prefetch.parse(prefetch)  # refuse a bad policy before starting anything
+    try:
+        Prefetch.parse(prefetch)  # refuse a bad policy before starting anything
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from None
     if module is None and raw_handler is None:
         raise click.UsageError("give a MODULE, or --raw-handler with -Q")
     if raw_handler is not None:
@@ -71,6 +75,8 @@ def worker(module: str | None, queues: tuple[str, ...], processes: int | None, t
     )
     show_banner(config, url, config.queues or (app.queues() if app else []), app.tasks if app else [])
     code = Supervisor(config, url).run()
+    if code == EXIT_ABORTED:
+        sys.exit(code)  # the supervisor logged the abort; unfinished tasks go back to the queue
     if code:
         fail("a worker process could not start", code)
 

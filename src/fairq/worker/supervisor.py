@@ -5,7 +5,9 @@ unacked tasks are already back in the queue. A child that dies before it ever
 consumed (it tells the supervisor through a pipe) is restarted with growing
 delays, so a broken module or an unreachable dependency does not spin the CPU.
 SIGTERM/SIGINT: forwarded once to every child as SIGTERM (graceful); a second
-signal is forwarded again, which makes the children abort.
+signal is forwarded again, which makes the children abort; the supervisor then exits
+130 (EXIT_ABORTED), as a shell reports a process stopped by Ctrl-C, not 0: an abort
+left tasks unfinished (the broker redelivers them).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from .config import EXIT_CONFIG, EXIT_RECYCLE, READY_FD_ENV, WorkerConfig
 log = logging.getLogger("fairq.supervisor")
 
 MAX_RESTART_DELAY = 30.0
+#: Exit code after a second SIGTERM/SIGINT aborted the workers (128 + SIGINT).
+EXIT_ABORTED = 130
 
 
 @dataclass
@@ -111,4 +115,4 @@ class Supervisor:
             if not self.signals:
                 self.restarts += 1
                 self._spawn(child.index, failed)
-        return exit_code
+        return EXIT_ABORTED if self.signals >= 2 else exit_code
