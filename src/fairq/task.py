@@ -98,13 +98,15 @@ class Task(Generic[P, R]):
         return self.app.send(self.name, args, kwargs, queue=self.queue)
 
     def send_with(self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, *,
-                  delay: float = 0.0, wait_if_full: bool = False, timeout: float | None = None) -> str:
-        """Enqueue one call with options: ``delay`` seconds before it may start (held by the
-        broker, up to about 621 days), ``wait_if_full`` instead of raising QueueFull, and a
+                  queue: str | None = None, delay: float = 0.0, wait_if_full: bool = False,
+                  timeout: float | None = None) -> str:
+        """Enqueue one call with options: another ``queue`` than the task's own (it runs only where a
+        worker consumes that queue, e.g. ``-Q urgent``), ``delay`` seconds before it may start (held by
+        the broker, up to about 621 days), ``wait_if_full`` instead of raising QueueFull, and a
         ``timeout`` for a broker that is down, blocked or full."""
         self._check(args, kwargs or {})
-        return self.app.send(self.name, args, kwargs, queue=self.queue, delay=delay, wait_if_full=wait_if_full,
-                             timeout=timeout)
+        return self.app.send(self.name, args, kwargs, queue=queue or self.queue, delay=delay,
+                             wait_if_full=wait_if_full, timeout=timeout)
 
     def retry_delay(self, attempt: int, rng: Callable[[float, float], float]) -> float:
         """Seconds before retry number ``attempt`` (1 = first retry): exponential, half of it jitter."""

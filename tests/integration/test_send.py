@@ -61,3 +61,20 @@ def test_a_batch_to_a_full_queue_says_how_many_were_accepted(broker_url: str, am
         app.close()
         amqp.delete(queue + ".other", queue + ".other.dlq")
     wait_for(lambda: amqp.ready(queue) == 100, what="the queue full at 100")
+
+
+def test_send_with_a_queue_sends_the_task_there_instead_of_its_own(broker_url: str, amqp: Amqp, queue: str) -> None:
+    app = App(broker=broker_url)
+    own = queue + ".own"
+
+    @app.task(name="m.routed", queue=own)
+    def routed(n: int) -> None: ...
+
+    try:
+        message_id = routed.send_with((7,), queue=queue)
+    finally:
+        app.close()
+    wait_for(lambda: amqp.ready(queue) == 1, what="the task in the queue named at send")
+    [(props, body)] = amqp.drain(queue)
+    assert props.message_id == message_id and json.loads(body)["args"] == [7]
+    assert not amqp.exists(own)  # the task's own queue was never even declared
