@@ -328,7 +328,7 @@ class RabbitDelivery(Delivery):
         deliver = message.delivery
         self.redelivered = bool(getattr(deliver, "redelivered", False))
         count = self.envelope.headers.get(wire.H_DELIVERY_COUNT)
-        self.delivery_count = count if isinstance(count, int) else None
+        self.delivery_count = count if type(count) is int else None  # not a boolean
         self._acks = acks
         self._tag = message.delivery_tag or 0
         acks.delivered(self._tag)
