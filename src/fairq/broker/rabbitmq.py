@@ -23,11 +23,12 @@ from pamqp import encode
 from pamqp.common import FieldValue
 
 from ..config import redact
-from ..errors import BrokerError, ChannelClosed, ConnectionFailed, LoginRefused, PublishRejected, QueueFull, TLSRefused
+from ..errors import ChannelClosed, ConnectionFailed, QueueFull
 from .. import message as wire
 from ..message import Envelope
 from .base import Broker, Consumer, Delivery, DeliveryHandler, QueueKind, QueueSpec, QueueStats
 from . import delays
+from .rabbitmq_errors import error_code as _code, reason as _reason, translate, translated
 from .topology import DELAY_DELIVER_EXCHANGE, dead_letter_queue, delay_level
 
 log = logging.getLogger("fairq.broker")
@@ -35,81 +36,6 @@ log = logging.getLogger("fairq.broker")
 PERSISTENT = 2
 #: Effectively no limit, but explicit, so RabbitMQ 4's default of 20 does not apply to dead letters.
 DLQ_DELIVERY_LIMIT = 2**30
-
-
-@contextmanager
-def translated(action: str, url: str) -> Iterator[None]:
-    """Re-raise aiormq and socket errors as fairq errors, the one boundary where that happens."""
-    try:
-        yield
-    except Exception as exc:
-        error = translate(exc, action, url)
-        if error is exc:
-            raise
-        raise error from None
-
-
-def translate(exc: BaseException, action: str, url: str) -> BaseException:
-    """The fairq error for an aiormq or socket error; ``exc`` itself when it is none of those."""
-    if isinstance(exc, BrokerError):
-        return exc
-    if isinstance(exc, amqp_errors.PublishError):
-        return PublishRejected(f"{action}: unroutable (no such queue?)")
-    if isinstance(exc, amqp_errors.DeliveryError):  # the broker nacked: reject-publish on a full queue
-        return QueueFull(f"{action}: refused (nack): the queue is full, or the broker could not store it")
-    if isinstance(exc, (amqp_errors.ProbableAuthenticationError, amqp_errors.AuthenticationError)):
-        return LoginRefused(f"{action}: the broker at {url} refused the login (wrong user or password?)")
-    if isinstance(exc, amqp_errors.ConnectionNotAllowed):
-        return LoginRefused(f"{action}: the broker at {url} refused access: {_reason(exc)}")
-    if isinstance(exc, amqp_errors.ChannelClosed):
-        return ChannelClosed(f"{action}: the broker closed the channel: {_reason(exc)}", _code(exc))
-    if isinstance(exc, amqp_errors.ChannelInvalidStateError):
-        return ChannelClosed(f"{action}: channel already closed")
-    if isinstance(exc, (amqp_errors.AMQPError, ConnectionError, OSError, asyncio.TimeoutError)):
-        tls = _tls_failure(exc)
-        if tls:
-            return TLSRefused(f"{action}: TLS with the broker at {url} failed: {tls}")
-        return ConnectionFailed(f"{action}: cannot reach the broker at {url}: {_reason(exc)}")
-    return exc
-
-
-_TLS_REFUSALS = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "HANDSHAKE_FAILURE", "WRONG_VERSION_NUMBER")
-
-
-def _tls_failure(exc: BaseException) -> str | None:
-    """Why the TLS handshake failed, if it did (aiormq re-raises the ssl error as a cause).
-
-    An EOF or reset in the middle of a session stays an outage worth retrying.
-    """
-    cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, ssl.SSLError):
-        cause = cause.__cause__
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        return f"certificate verify failed: {cause.verify_message}"
-    if isinstance(cause, ssl.SSLError) and any(r in (cause.reason or "") for r in _TLS_REFUSALS):
-        return str(cause.reason).replace("_", " ").lower()  # TLSV13_ALERT_CERTIFICATE_REQUIRED → readable
-    return None
-
-
-_CODES = {
-    amqp_errors.ChannelAccessRefused: 403,
-    amqp_errors.ChannelNotFoundEntity: 404,
-    amqp_errors.ChannelLockedResource: 405,
-    amqp_errors.ChannelPreconditionFailed: 406,
-}
-
-
-def _code(exc: BaseException) -> int | None:
-    """The AMQP reply code behind an aiormq exception (aiormq keeps it in the type, or in args[0])."""
-    for kind, code in _CODES.items():
-        if isinstance(exc, kind):
-            return code
-    return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(a) for a in exc.args if a is not None) or type(exc).__name__
-    return redact(text)
 
 
 def to_properties(envelope: Envelope) -> spec.Basic.Properties:
