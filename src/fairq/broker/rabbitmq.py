@@ -27,9 +27,9 @@ from ..errors import ChannelClosed, ConnectionFailed, QueueFull
 from .. import message as wire
 from ..message import Envelope
 from .base import Broker, Consumer, Delivery, DeliveryHandler, QueueKind, QueueSpec, QueueStats
-from . import delays
+from . import delay_topology, delays
 from .rabbitmq_errors import error_code as _code, reason as _reason, translate, translated
-from .topology import DELAY_DELIVER_EXCHANGE, dead_letter_queue, delay_level
+from .topology import dead_letter_queue, delay_level
 
 log = logging.getLogger("fairq.broker")
 
@@ -312,6 +312,7 @@ class RabbitMQBroker(Broker):
         self._closing = False
         self._delay_lock: asyncio.Lock | None = None
         self._delay_bound: set[str] = set()
+        self._delay_chain = False
         self._shared: SharedProperties | None = None
         self._last_headers: dict[str, Any] | None = None
 
@@ -372,6 +373,7 @@ class RabbitMQBroker(Broker):
         self._stats_channel = None
         self._batchers.clear()
         self._delay_bound.clear()
+        self._delay_chain = False
 
     def _require(self) -> aiormq.abc.AbstractConnection:
         if self._connection is None or self._connection.is_closed:
@@ -402,6 +404,7 @@ class RabbitMQBroker(Broker):
     async def declare(self, spec_: QueueSpec) -> None:
         await self._declare_queue(spec_.name, queue_arguments(spec_))
         await self._declare_queue(dead_letter_queue(spec_.name), dead_letter_arguments(spec_.kind))
+        await self._bind_for_delays(spec_.name)
 
     async def _declare_queue(self, name: str, arguments: dict[str, FieldValue] | None) -> None:
         """Passive first, so an existing queue (classic, or other arguments) is used as it is."""
@@ -416,27 +419,33 @@ class RabbitMQBroker(Broker):
                 raise
 
     async def _ensure_delays(self, queue: str) -> None:
-        """Declare the delay levels (once per connection) and bind ``queue`` to their end (once per queue)."""
+        """Declare the delay chain (once per connection) and bind ``queue`` to its end (once per queue)."""
         if self._delay_lock is None:
             self._delay_lock = asyncio.Lock()
         async with self._delay_lock:
             if queue in self._delay_bound:
                 return
-            async with self._temporary_channel("declare delay levels") as channel:
-                if not self._delay_bound:
-                    await self._declare_delay_levels(channel)
-                await channel.queue_bind(queue, DELAY_DELIVER_EXCHANGE, routing_key=delays.destination_pattern(queue))
+            async with self._temporary_channel(f"declare delays for {queue!r}") as channel:
+                if not self._delay_chain:
+                    await delay_topology.declare_chain(channel)
+                    self._delay_chain = True
+                await delay_topology.bind_destination(channel, queue)
             self._delay_bound.add(queue)
 
-    async def _declare_delay_levels(self, channel: AbstractChannel) -> None:
-        await channel.exchange_declare(DELAY_DELIVER_EXCHANGE, exchange_type="topic", durable=True)
-        for level in range(delays.LEVELS):
-            name = delay_level(level)
-            await channel.exchange_declare(name, exchange_type="topic", durable=True)
-            await channel.queue_declare(name, durable=True, arguments=delays.level_queue_arguments(level))
-            into, onward = delays.level_patterns(level)
-            await channel.queue_bind(name, name, routing_key=into)
-            await channel.exchange_bind(delays.next_exchange(level), name, routing_key=onward)
+    async def _bind_for_delays(self, queue: str) -> None:
+        """Ready ``queue`` for delayed messages from anyone, as its workers start (and as fairq sends).
+
+        Best effort: a broker that refuses the delay chain must not stop a worker
+        from consuming; a delayed send to the queue will raise the refusal.
+        """
+        problem = delays.undeliverable(queue)
+        if problem:
+            log.debug("queue %r cannot receive delayed messages (%s)", queue, problem)
+            return
+        try:
+            await self._ensure_delays(queue)
+        except ChannelClosed as exc:
+            log.warning("delayed messages cannot reach %r: %s", queue, exc)
 
     async def _exists(self, queue: str) -> bool:
         return await self.stats(queue) is not None
