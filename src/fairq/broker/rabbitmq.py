@@ -1,22 +1,21 @@
 """RabbitMQ backend of the broker seam, on aiormq.
 
-This is the one place that knows AMQP: queue arguments, confirms, mandatory
-publishing, and the translation of aiormq's exceptions into fairq's.
+With its two helpers, the one place that knows AMQP: queue arguments, confirms,
+mandatory publishing here; the translation of aiormq's exceptions into fairq's in
+:mod:`.rabbitmq_errors`; the delay chain's declarations in :mod:`.delay_topology`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, cast
 
 import aiormq
-import aiormq.exceptions as amqp_errors
 from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp import commands as spec
 from pamqp import encode
