@@ -31,6 +31,7 @@ from .errors import (
     TaskNotFound,
     TimeLimitExceeded,
     TLSRefused,
+    VhostRefused,
 )
 from .task import Call, Task
 from .worker.consumer import current_worker
@@ -59,6 +60,7 @@ __all__ = [
     "TaskNotFound",
     "TimeLimitExceeded",
     "TLSRefused",
+    "VhostRefused",
     "current_worker",
     "__version__",
 ]

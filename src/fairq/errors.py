@@ -14,7 +14,8 @@ them at its boundary.
     ├── BrokerError                 anything the broker did or failed to do
     │   ├── ConnectionFailed        cannot reach or log in to the broker
     │   │   └── LoginRefused        the broker refused the credentials (retrying will not help)
-    │   │       └── TLSRefused      the TLS handshake failed: unknown CA, wrong host name, certificate refused
+    │   │       ├── TLSRefused      the TLS handshake failed: unknown CA, wrong host name, certificate refused
+    │   │       └── VhostRefused    the broker refused the virtual host: it does not exist, or the user may not use it
     │   ├── PublishRejected         the broker nacked or could not route a publish
     │   │   └── QueueFull           the queue's max-length refused the publish
     │   └── ChannelClosed           the broker closed our channel (e.g. consumer_timeout)
@@ -77,6 +78,17 @@ class LoginRefused(ConnectionFailed):
 
 class TLSRefused(LoginRefused):
     """The TLS handshake failed: unknown CA, wrong host name, or our certificate refused (retrying will not help)."""
+
+
+class VhostRefused(LoginRefused):
+    """The broker refused the URL's virtual host (missing, or not permitted); retrying will not help.
+
+    A :class:`LoginRefused`, so every path that gives up on refused credentials gives up on it too.
+    """
+
+    def __init__(self, message: str, vhost: str = "") -> None:
+        super().__init__(message)
+        self.vhost = vhost
 
 
 class PublishRejected(BrokerError):

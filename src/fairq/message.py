@@ -183,6 +183,45 @@ def encode_tasks(task: str, calls: Iterable[tuple[Sequence[Any], dict[str, Any]]
             for body, message_id in zip(bodies, new_message_ids(len(bodies)))]
 
 
+def _refuse_constant(name: str) -> Any:
+    raise DecodeError(REASON_BAD_MESSAGE, f"{name} is not a JSON number (NaN and infinity are refused)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as infinity
+        raise DecodeError(REASON_BAD_MESSAGE, f"{text} is out of range for a number (it would arrive as infinity)")
+    return value
+
+
+#: Python's json accepts NaN, Infinity and -Infinity, which are not JSON (RFC 8259) and which
+#: fairq's own send refuses: the worker refuses them too, so every producer gets the same answer.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def int_header(headers: dict[str, Any], name: str, default: int = 0) -> int:
+    """A counting header of ours; ``default`` if absent or not an integer.
+
+    ``bool`` is an ``int`` in Python (``True == 1``), but a boolean header is not a count.
+    """
+    value = headers.get(name, default)
+    return value if type(value) is int else default
+
+
+def _json_text(body: bytes) -> str:
+    """The body as text: strict UTF-8, as protocol.md says.
+
+    ``json.loads`` on bytes would also accept UTF-16 and UTF-32 (it guesses from the
+    first bytes); another producer's mistake must not run as a task on one worker and
+    fail on another. A UTF-8 byte order mark is skipped: it is still UTF-8, and RFC 8259
+    lets a parser ignore it.
+    """
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(REASON_NOT_JSON, f"body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+
+
 def is_fairq(envelope: Envelope) -> bool:
     """True when the message carries fairq's protocol header."""
     return H_PROTOCOL in envelope.headers
@@ -193,13 +232,15 @@ def decode_task(envelope: Envelope, *, max_bytes: int) -> TaskMessage:
     if not is_fairq(envelope):
         raise DecodeError(REASON_NOT_FAIRQ, "no fairq-protocol header")
     version = envelope.headers.get(H_PROTOCOL)
-    if version != PROTOCOL_VERSION:
-        raise DecodeError(REASON_BAD_MESSAGE, f"unsupported protocol version {version!r}")
+    if type(version) is not int or version != PROTOCOL_VERSION:  # not True, not 1.0, not "1"
+        raise DecodeError(REASON_BAD_MESSAGE, f"unsupported protocol version {version!r} "
+                                              f"(fairq-protocol must be the integer {PROTOCOL_VERSION})")
     if len(envelope.body) > max_bytes:
         raise DecodeError(REASON_TOO_LARGE, f"{len(envelope.body)} bytes, limit {max_bytes}")
+    text = _json_text(envelope.body)
     try:
-        data = json.loads(envelope.body)
-    except (UnicodeDecodeError, ValueError) as exc:
+        data = _DECODER.decode(text)  # a DecodeError of the hooks above passes through
+    except ValueError as exc:
         raise DecodeError(REASON_NOT_JSON, str(exc)) from None
     if not isinstance(data, dict):
         raise DecodeError(REASON_BAD_MESSAGE, f"body is a JSON {type(data).__name__}, not an object")
@@ -212,13 +253,12 @@ def decode_task(envelope: Envelope, *, max_bytes: int) -> TaskMessage:
         raise DecodeError(REASON_BAD_MESSAGE, "'args' must be a list")
     if not isinstance(kwargs, dict):
         raise DecodeError(REASON_BAD_MESSAGE, "'kwargs' must be an object")
-    attempt = envelope.headers.get(H_ATTEMPT, 0)
     return TaskMessage(
         task=task,
         args=args,
         kwargs=kwargs,
         message_id=envelope.message_id or "",
-        attempt=attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else 0,
+        attempt=int_header(envelope.headers, H_ATTEMPT),
     )
 
 

@@ -23,7 +23,7 @@ VALID = 1_000
 
 
 def hostile_messages(rng: random.Random) -> list[tuple[bytes, pika.BasicProperties]]:
-    """Random bytes, random JSON, wrong headers, huge bodies, bad content types — in equal measure."""
+    """Random bytes, random JSON, wrong headers, other encodings, non-numbers, huge bodies, bad content types."""
 
     def fairq_props(**headers: object) -> pika.BasicProperties:
         return pika.BasicProperties(delivery_mode=2, message_id=uuid.uuid4().hex, content_type="application/json",
@@ -40,7 +40,11 @@ def hostile_messages(rng: random.Random) -> list[tuple[bytes, pika.BasicProperti
         lambda: (rng.randbytes(rng.randint(1, 300)), fairq_props()),
         lambda: (json.dumps(random_json()).encode(), fairq_props()),
         lambda: (json.dumps({"task": "record", "args": ["x"]}).encode(),
-                 fairq_props(**{"fairq-protocol": rng.choice([2, "1", None, -1, [1]])})),
+                 fairq_props(**{"fairq-protocol": rng.choice([2, "1", None, -1, [1], True])})),
+        lambda: (json.dumps({"task": "record", "args": ["x"]}).encode(rng.choice(["utf-16", "utf-16-be", "utf-32"])),
+                 fairq_props()),
+        lambda: (b'{"task": "record", "args": [' + rng.choice([b"NaN", b"Infinity", b"-Infinity", b"1e999"]) + b"]}",
+                 fairq_props()),
         lambda: (json.dumps({"task": "record", "args": ["x", "y", "z"]}).encode(),
                  fairq_props(**{"fairq-attempt": "many", "fairq-redeliveries": [1]})),
         lambda: (b"<xml>not a task</xml>", pika.BasicProperties(delivery_mode=2, content_type="text/xml",

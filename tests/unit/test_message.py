@@ -44,12 +44,35 @@ def _env(body: bytes, headers: dict[str, object] | None = None) -> wire.Envelope
     (_env(b'{"task": "t", "args": {}}'), wire.REASON_BAD_MESSAGE),
     (_env(b'{"task": "t", "kwargs": []}'), wire.REASON_BAD_MESSAGE),
     (_env(b'{"task": "t"}', {"fairq-protocol": 99}), wire.REASON_BAD_MESSAGE),
+    (_env(b'{"task": "t"}', {"fairq-protocol": True}), wire.REASON_BAD_MESSAGE),
+    (_env(b'{"task": "t"}', {"fairq-protocol": 1.0}), wire.REASON_BAD_MESSAGE),
+    (_env(b'{"task": "t"}', {"fairq-protocol": "1"}), wire.REASON_BAD_MESSAGE),
+    (_env('{"task": "t"}'.encode("utf-16")), wire.REASON_NOT_JSON),
+    (_env('{"task": "t"}'.encode("utf-16-be")), wire.REASON_NOT_JSON),
+    (_env('{"task": "t"}'.encode("utf-32")), wire.REASON_NOT_JSON),
+    (_env(b'{"task": "t", "args": [NaN]}'), wire.REASON_BAD_MESSAGE),
+    (_env(b'{"task": "t", "args": [Infinity]}'), wire.REASON_BAD_MESSAGE),
+    (_env(b'{"task": "t", "kwargs": {"x": -Infinity}}'), wire.REASON_BAD_MESSAGE),
+    (_env(b'{"task": "t", "args": [1e400]}'), wire.REASON_BAD_MESSAGE),
     (_env(b'{"task": "t", "args": ["' + b"x" * 2000 + b'"]}'), wire.REASON_TOO_LARGE),
 ])
 def test_each_kind_of_bad_message_has_its_reason(env: wire.Envelope, reason: str) -> None:
     with pytest.raises(DecodeError) as info:
         wire.decode_task(env, max_bytes=1000)
     assert info.value.reason == reason
+
+
+def test_a_utf8_byte_order_mark_is_skipped_and_plain_numbers_still_decode() -> None:
+    env = _env('{"task": "t", "args": [1.5, -2e-3, 7, "é"]}'.encode("utf-8-sig"))
+    msg = wire.decode_task(env, max_bytes=1000)
+    assert msg.task == "t" and msg.args == [1.5, -2e-3, 7, "é"]
+
+
+def test_a_boolean_counting_header_is_not_a_count() -> None:
+    assert wire.int_header({"fairq-attempt": True}, "fairq-attempt") == 0
+    assert wire.int_header({"fairq-attempt": 3}, "fairq-attempt") == 3
+    env = _env(b'{"task": "t"}', {"fairq-protocol": 1, "fairq-attempt": True})
+    assert wire.decode_task(env, max_bytes=1000).attempt == 0
 
 
 def test_dead_letter_headers_name_the_error_and_keep_the_end_of_the_traceback() -> None:

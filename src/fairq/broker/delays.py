@@ -47,11 +47,25 @@ def routing_key(delay_seconds: float, queue: str) -> str:
     return ".".join(bits) + "." + queue
 
 
+#: AMQP's limit on a routing key or binding key, in bytes (a short string).
+MAX_KEY_BYTES = 255
+
+
 def destination_pattern(queue: str) -> str:
-    """The binding of ``queue`` to the deliver exchange: any bits, then exactly the queue's words."""
-    if any(word in ("*", "#") for word in queue.split(".")):
-        raise ConfigurationError(f"queue name {queue!r} cannot receive delayed messages ('*' or '#' as a word)")
+    """The binding of ``queue`` to the route exchange: any bits, then exactly the queue's words."""
+    problem = undeliverable(queue)
+    if problem:
+        raise ConfigurationError(f"queue name {queue!r} cannot receive delayed messages ({problem})")
     return "*." * LEVELS + queue
+
+
+def undeliverable(queue: str) -> str | None:
+    """Why ``queue`` cannot be bound for delayed messages, or None when it can."""
+    if any(word in ("*", "#") for word in queue.split(".")):
+        return "'*' or '#' as a word"
+    if len(("*." * LEVELS + queue).encode()) > MAX_KEY_BYTES:
+        return f"over {MAX_KEY_BYTES - 2 * LEVELS} bytes"
+    return None
 
 
 def level_patterns(level: int) -> tuple[str, str]:

@@ -1,115 +1,40 @@
 """RabbitMQ backend of the broker seam, on aiormq.
 
-This is the one place that knows AMQP: queue arguments, confirms, mandatory
-publishing, and the translation of aiormq's exceptions into fairq's.
+With its two helpers, the one place that knows AMQP: queue arguments, confirms,
+mandatory publishing here; the translation of aiormq's exceptions into fairq's in
+:mod:`.rabbitmq_errors`; the delay chain's declarations in :mod:`.delay_topology`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, cast
 
 import aiormq
-import aiormq.exceptions as amqp_errors
 from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp import commands as spec
 from pamqp import encode
 from pamqp.common import FieldValue
 
 from ..config import redact
-from ..errors import BrokerError, ChannelClosed, ConnectionFailed, LoginRefused, PublishRejected, QueueFull, TLSRefused
+from ..errors import ChannelClosed, ConnectionFailed, QueueFull
 from .. import message as wire
 from ..message import Envelope
 from .base import Broker, Consumer, Delivery, DeliveryHandler, QueueKind, QueueSpec, QueueStats
-from . import delays
-from .topology import DELAY_DELIVER_EXCHANGE, dead_letter_queue, delay_level
+from . import delay_topology, delays
+from .rabbitmq_errors import error_code as _code, reason as _reason, translate, translated
+from .topology import dead_letter_queue, delay_level
 
 log = logging.getLogger("fairq.broker")
 
 PERSISTENT = 2
 #: Effectively no limit, but explicit, so RabbitMQ 4's default of 20 does not apply to dead letters.
 DLQ_DELIVERY_LIMIT = 2**30
-
-
-@contextmanager
-def translated(action: str, url: str) -> Iterator[None]:
-    """Re-raise aiormq and socket errors as fairq errors, the one boundary where that happens."""
-    try:
-        yield
-    except Exception as exc:
-        error = translate(exc, action, url)
-        if error is exc:
-            raise
-        raise error from None
-
-
-def translate(exc: BaseException, action: str, url: str) -> BaseException:
-    """The fairq error for an aiormq or socket error; ``exc`` itself when it is none of those."""
-    if isinstance(exc, BrokerError):
-        return exc
-    if isinstance(exc, amqp_errors.PublishError):
-        return PublishRejected(f"{action}: unroutable (no such queue?)")
-    if isinstance(exc, amqp_errors.DeliveryError):  # the broker nacked: reject-publish on a full queue
-        return QueueFull(f"{action}: refused (nack): the queue is full, or the broker could not store it")
-    if isinstance(exc, (amqp_errors.ProbableAuthenticationError, amqp_errors.AuthenticationError)):
-        return LoginRefused(f"{action}: the broker at {url} refused the login (wrong user or password?)")
-    if isinstance(exc, amqp_errors.ConnectionNotAllowed):
-        return LoginRefused(f"{action}: the broker at {url} refused access: {_reason(exc)}")
-    if isinstance(exc, amqp_errors.ChannelClosed):
-        return ChannelClosed(f"{action}: the broker closed the channel: {_reason(exc)}", _code(exc))
-    if isinstance(exc, amqp_errors.ChannelInvalidStateError):
-        return ChannelClosed(f"{action}: channel already closed")
-    if isinstance(exc, (amqp_errors.AMQPError, ConnectionError, OSError, asyncio.TimeoutError)):
-        tls = _tls_failure(exc)
-        if tls:
-            return TLSRefused(f"{action}: TLS with the broker at {url} failed: {tls}")
-        return ConnectionFailed(f"{action}: cannot reach the broker at {url}: {_reason(exc)}")
-    return exc
-
-
-_TLS_REFUSALS = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "HANDSHAKE_FAILURE", "WRONG_VERSION_NUMBER")
-
-
-def _tls_failure(exc: BaseException) -> str | None:
-    """Why the TLS handshake failed, if it did (aiormq re-raises the ssl error as a cause).
-
-    An EOF or reset in the middle of a session stays an outage worth retrying.
-    """
-    cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, ssl.SSLError):
-        cause = cause.__cause__
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        return f"certificate verify failed: {cause.verify_message}"
-    if isinstance(cause, ssl.SSLError) and any(r in (cause.reason or "") for r in _TLS_REFUSALS):
-        return str(cause.reason).replace("_", " ").lower()  # TLSV13_ALERT_CERTIFICATE_REQUIRED → readable
-    return None
-
-
-_CODES = {
-    amqp_errors.ChannelAccessRefused: 403,
-    amqp_errors.ChannelNotFoundEntity: 404,
-    amqp_errors.ChannelLockedResource: 405,
-    amqp_errors.ChannelPreconditionFailed: 406,
-}
-
-
-def _code(exc: BaseException) -> int | None:
-    """The AMQP reply code behind an aiormq exception (aiormq keeps it in the type, or in args[0])."""
-    for kind, code in _CODES.items():
-        if isinstance(exc, kind):
-            return code
-    return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(a) for a in exc.args if a is not None) or type(exc).__name__
-    return redact(text)
 
 
 def to_properties(envelope: Envelope) -> spec.Basic.Properties:
@@ -328,7 +253,7 @@ class RabbitDelivery(Delivery):
         deliver = message.delivery
         self.redelivered = bool(getattr(deliver, "redelivered", False))
         count = self.envelope.headers.get(wire.H_DELIVERY_COUNT)
-        self.delivery_count = count if isinstance(count, int) else None
+        self.delivery_count = count if type(count) is int else None  # not a boolean
         self._acks = acks
         self._tag = message.delivery_tag or 0
         acks.delivered(self._tag)
@@ -386,6 +311,7 @@ class RabbitMQBroker(Broker):
         self._closing = False
         self._delay_lock: asyncio.Lock | None = None
         self._delay_bound: set[str] = set()
+        self._delay_chain = False
         self._shared: SharedProperties | None = None
         self._last_headers: dict[str, Any] | None = None
 
@@ -446,6 +372,7 @@ class RabbitMQBroker(Broker):
         self._stats_channel = None
         self._batchers.clear()
         self._delay_bound.clear()
+        self._delay_chain = False
 
     def _require(self) -> aiormq.abc.AbstractConnection:
         if self._connection is None or self._connection.is_closed:
@@ -476,6 +403,7 @@ class RabbitMQBroker(Broker):
     async def declare(self, spec_: QueueSpec) -> None:
         await self._declare_queue(spec_.name, queue_arguments(spec_))
         await self._declare_queue(dead_letter_queue(spec_.name), dead_letter_arguments(spec_.kind))
+        await self._bind_for_delays(spec_.name)
 
     async def _declare_queue(self, name: str, arguments: dict[str, FieldValue] | None) -> None:
         """Passive first, so an existing queue (classic, or other arguments) is used as it is."""
@@ -490,27 +418,33 @@ class RabbitMQBroker(Broker):
                 raise
 
     async def _ensure_delays(self, queue: str) -> None:
-        """Declare the delay levels (once per connection) and bind ``queue`` to their end (once per queue)."""
+        """Declare the delay chain (once per connection) and bind ``queue`` to its end (once per queue)."""
         if self._delay_lock is None:
             self._delay_lock = asyncio.Lock()
         async with self._delay_lock:
             if queue in self._delay_bound:
                 return
-            async with self._temporary_channel("declare delay levels") as channel:
-                if not self._delay_bound:
-                    await self._declare_delay_levels(channel)
-                await channel.queue_bind(queue, DELAY_DELIVER_EXCHANGE, routing_key=delays.destination_pattern(queue))
+            async with self._temporary_channel(f"declare delays for {queue!r}") as channel:
+                if not self._delay_chain:
+                    await delay_topology.declare_chain(channel)
+                    self._delay_chain = True
+                await delay_topology.bind_destination(channel, queue)
             self._delay_bound.add(queue)
 
-    async def _declare_delay_levels(self, channel: AbstractChannel) -> None:
-        await channel.exchange_declare(DELAY_DELIVER_EXCHANGE, exchange_type="topic", durable=True)
-        for level in range(delays.LEVELS):
-            name = delay_level(level)
-            await channel.exchange_declare(name, exchange_type="topic", durable=True)
-            await channel.queue_declare(name, durable=True, arguments=delays.level_queue_arguments(level))
-            into, onward = delays.level_patterns(level)
-            await channel.queue_bind(name, name, routing_key=into)
-            await channel.exchange_bind(delays.next_exchange(level), name, routing_key=onward)
+    async def _bind_for_delays(self, queue: str) -> None:
+        """Ready ``queue`` for delayed messages from anyone, as its workers start (and as fairq sends).
+
+        Best effort: a broker that refuses the delay chain must not stop a worker
+        from consuming; a delayed send to the queue will raise the refusal.
+        """
+        problem = delays.undeliverable(queue)
+        if problem:
+            log.debug("queue %r cannot receive delayed messages (%s)", queue, problem)
+            return
+        try:
+            await self._ensure_delays(queue)
+        except ChannelClosed as exc:
+            log.warning("delayed messages cannot reach %r: %s", queue, exc)
 
     async def _exists(self, queue: str) -> bool:
         return await self.stats(queue) is not None

@@ -1,0 +1,37 @@
+"""How aiormq's refusals of a virtual host become fairq's final VhostRefused (no broker involved)."""
+
+from __future__ import annotations
+
+import aiormq.exceptions as amqp_errors
+import pytest
+
+from fairq.broker.rabbitmq_errors import translate, vhost_of
+from fairq.errors import ConnectionFailed, LoginRefused, VhostRefused
+
+URL = "amqp://guest:***@127.0.0.1:5672/apps%2Fone"
+
+
+def test_a_close_in_reply_to_open_is_a_refused_vhost() -> None:
+    # What aiormq 7.2 raises when RabbitMQ answers connection.open with connection.close (530).
+    exc = amqp_errors.InvalidFrameError("Expected one of ['Connection.OpenOk'], got <Connection.Close object at 0x1>")
+    error = translate(exc, "connect", URL)
+    assert isinstance(error, VhostRefused) and isinstance(error, LoginRefused)
+    assert error.vhost == "apps/one" and "virtual host 'apps/one'" in str(error)
+
+
+def test_not_allowed_keeps_the_brokers_reason() -> None:
+    # What an aiormq that looks for the close first raises.
+    error = translate(amqp_errors.ConnectionNotAllowed(530, "NOT_ALLOWED - vhost apps/one not found"), "connect", URL)
+    assert isinstance(error, VhostRefused) and "vhost apps/one not found" in str(error)
+
+
+def test_another_bad_frame_stays_an_outage_worth_retrying() -> None:
+    error = translate(amqp_errors.InvalidFrameError("No frame length"), "connect", URL)
+    assert type(error) is ConnectionFailed
+
+
+@pytest.mark.parametrize(("url", "vhost"), [
+    ("amqp://h/", "/"), ("amqp://h", "/"), ("amqp://h/%2F", "/"), ("amqp://u:p@h:5672/prod", "prod"),
+])
+def test_the_vhost_is_read_from_the_url_as_aiormq_reads_it(url: str, vhost: str) -> None:
+    assert vhost_of(url) == vhost
