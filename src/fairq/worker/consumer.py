@@ -487,7 +487,7 @@ class Worker:
     async def _handle(self, delivery: Delivery) -> None:
         current_worker.set(self.name)  # this task's own context; jobs copy it to their thread
         envelope = delivery.envelope
-        key = (envelope.message_id, _int_header(envelope, wire.H_ATTEMPT)) if envelope.message_id else None
+        key = (envelope.message_id, wire.int_header(envelope.headers, wire.H_ATTEMPT)) if envelope.message_id else None
         if key is not None and duplicates.is_redelivery(delivery):
             known = await self._known_result(key)
             if known is not None:
@@ -510,7 +510,8 @@ class Worker:
             if owned is not None:
                 self._inflight.pop(owned).cancel()
             if delivery.alive and outcome.republish:
-                copy = Settlement(Outcome.REQUEUE, {wire.H_HANDED_BACK: _int_header(envelope, wire.H_HANDED_BACK) + 1})
+                handed_back = wire.int_header(envelope.headers, wire.H_HANDED_BACK)
+                copy = Settlement(Outcome.REQUEUE, {wire.H_HANDED_BACK: handed_back + 1})
                 await self._apply(delivery, copy, None)
             elif delivery.alive:
                 await delivery.requeue()
@@ -560,7 +561,7 @@ class Worker:
         """Dead-letter a message whose workers keep dying on it; on classic queues, count returns ourselves."""
         count = delivery.delivery_count
         if count is None and delivery.redelivered:
-            count = _int_header(delivery.envelope, wire.H_REDELIVERIES) + 1
+            count = wire.int_header(delivery.envelope.headers, wire.H_REDELIVERIES) + 1
             if count < self.delivery_limit:
                 # Classic queues keep no count: put a counted copy at the back of the queue instead.
                 return Settlement(Outcome.REQUEUE, {wire.H_REDELIVERIES: count},
@@ -573,7 +574,7 @@ class Worker:
     async def _run(self, delivery: Delivery, label: str, task: Task[Any, Any] | None, fn: Callable[..., Any],
                    args: Sequence[Any], kwargs: Mapping[str, Any], *, attempt: int) -> Settlement | NotStarted:
         """Run the task in a slot; the settlement its outcome calls for (NotStarted if given back unstarted)."""
-        handed_back = _int_header(delivery.envelope, wire.H_HANDED_BACK)
+        handed_back = wire.int_header(delivery.envelope.headers, wire.H_HANDED_BACK)
         if self._parked and not handed_back:
             # Sent before the cancel took effect, and reached here after the parked worker handed back
             # what it held: for an idle worker too.
@@ -677,8 +678,3 @@ class Worker:
             self.observer(TaskEvent(kind, self.name, delivery.queue, message_id, label, at, outcome, seconds))
         tasklog.event(kind, self.name, label, message_id, outcome, seconds)
 
-
-def _int_header(envelope: wire.Envelope, name: str) -> int:
-    """A counting header of ours; 0 if absent or not an integer (a message from elsewhere)."""
-    value = envelope.headers.get(name, 0)
-    return value if isinstance(value, int) else 0
