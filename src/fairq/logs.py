@@ -40,7 +40,7 @@ def resolve_log_level(option: str | None, environ: Mapping[str, str] | None = No
     return chosen.lower()
 
 
-def configure_logging(level: int | str = logging.INFO) -> None:
+def configure_logging(level: int | str = logging.INFO, *, banner: bool = False) -> None:
     """Log to stderr at ``level`` (a number or one of :data:`LOG_LEVELS`); keep the AMQP client's own
     chatter out unless FAIRQ_DEBUG is set.
 
@@ -53,6 +53,8 @@ def configure_logging(level: int | str = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(number)
-    BANNER.setLevel(logging.INFO)
+    # A worker's start-up lines show whatever the level; other commands (the demo runs workers in-process)
+    # keep them quiet below their own level.
+    BANNER.setLevel(logging.INFO if banner else logging.NOTSET)
     if not os.environ.get("FAIRQ_DEBUG"):
         logging.getLogger("aiormq").setLevel(logging.CRITICAL)

@@ -43,7 +43,7 @@ def worker(module: str | None, queues: tuple[str, ...], processes: int | None, t
            broker: str | None) -> None:
     """Run worker processes for the tasks defined in MODULE (dotted path or file.py)."""
     level = resolve_log_level(log_level)
-    configure_logging(level)
+    configure_logging(level, banner=True)
     try:
         Prefetch.parse(prefetch)  # refuse a bad policy before starting anything
     except ConfigurationError as exc:

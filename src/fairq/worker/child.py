@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     config = WorkerConfig.from_json(args[0])
     index = int(args[1]) if len(args) > 1 else 0
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, banner=True)
     try:
         worker = build_worker(config, index)
     except FairqError as exc:
