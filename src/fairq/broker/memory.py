@@ -200,6 +200,11 @@ def store_for(url: str) -> MemoryStore:
         return _stores.setdefault(name, MemoryStore())
 
 
+def _resolve(future: asyncio.Future[BaseException], cause: BaseException) -> None:
+    if not future.done():
+        future.set_result(cause)
+
+
 def _copy(envelope: Envelope) -> Envelope:
     return Envelope(envelope.body, dict(envelope.headers), envelope.message_id, envelope.content_type,
                     envelope.timestamp, envelope.persistent)
@@ -247,7 +252,7 @@ class MemoryConsumer(Consumer):
         self.held = 0
         self.cancelled = False
         self.loop = asyncio.get_running_loop()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
 
     def has_room(self) -> bool:
         return not self.cancelled and (self.prefetch == 0 or self.held < self.prefetch)
@@ -260,7 +265,7 @@ class MemoryConsumer(Consumer):
         self.loop.call_soon_threadsafe(self._start, delivery)
 
     def _start(self, delivery: MemoryDelivery) -> None:
-        task = self.loop.create_task(self.handler(delivery))
+        task: asyncio.Future[None] = asyncio.ensure_future(self.handler(delivery))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -319,9 +324,8 @@ class MemoryBroker(Broker):
             self.unacked.clear()
             for queue in queues:
                 store.dispatch(queue)
-        lost, loop = self._lost, self._loop
-        if lost is not None and loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(lambda: lost.done() or lost.set_result(cause))
+        if self._lost is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(_resolve, self._lost, cause)
 
     async def close(self) -> None:
         if self._connected:
@@ -384,10 +388,9 @@ class MemoryBroker(Broker):
                 consumer.broker._lost_consumer(queue)
 
     def _lost_consumer(self, queue: str) -> None:
-        lost, loop = self._lost, self._loop
-        if lost is not None and loop is not None and not loop.is_closed():
+        if self._lost is not None and self._loop is not None and not self._loop.is_closed():
             cause = ConnectionFailed(f"the queue {queue!r} was deleted under its consumer")
-            loop.call_soon_threadsafe(lambda: lost.done() or lost.set_result(cause))
+            self._loop.call_soon_threadsafe(_resolve, self._lost, cause)
 
     async def purge(self, queue: str) -> int:
         self._require()

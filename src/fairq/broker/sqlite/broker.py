@@ -64,7 +64,9 @@ class SQLiteDelivery(Delivery):
         self._settled = True
         try:
             if self.alive:
-                notify(await self._broker.db.write(fn) or ())
+                woken = await self._broker.db.write(fn)
+                if woken:
+                    notify(woken)
         finally:
             if self._consumer is not None:
                 self._consumer.settled()
@@ -88,7 +90,7 @@ class SQLiteConsumer(Consumer):
         self._held = 0
         self._cancelled = False
         self._poke = asyncio.Event()
-        self._handlers: set[asyncio.Task[None]] = set()
+        self._handlers: set[asyncio.Future[None]] = set()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def wake(self) -> None:
@@ -128,7 +130,7 @@ class SQLiteConsumer(Consumer):
 
     def _deliver(self, delivery: SQLiteDelivery) -> None:
         self._held += 1
-        task = asyncio.get_running_loop().create_task(self._handler(delivery))
+        task: asyncio.Future[None] = asyncio.ensure_future(self._handler(delivery))
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
 
