@@ -1,0 +1,209 @@
+"""The SQLite backend's own promises: leases across real processes, claims that never overlap,
+the envelope stored whole, and a one-line error for every unusable path."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from fairq.broker import QueueSpec, connect_url
+from fairq.broker.sqlite import SQLiteBroker, leases
+from fairq.broker.sqlite.schema import SCHEMA_VERSION
+from fairq.config import broker_url
+from fairq.errors import ConfigurationError
+from fairq.message import Envelope
+
+HOLDER = str(Path(__file__).with_name("holder.py"))
+
+
+def url_of(path: Path) -> str:
+    return f"sqlite://{path}"
+
+
+async def fill(url: str, queue: str, n: int) -> SQLiteBroker:
+    broker = SQLiteBroker(url)
+    await broker.connect()
+    await broker.declare(QueueSpec(queue))
+    for i in range(n):
+        await broker.publish(queue, Envelope(body=str(i).encode(), message_id=f"m{i:04d}"))
+    return broker
+
+
+def test_claims_of_a_killed_process_are_claimable_again_within_two_seconds(tmp_path: Path) -> None:
+    url = url_of(tmp_path / "fairq.db")
+
+    async def main() -> float:
+        broker = await fill(url, "q", 3)
+        child = subprocess.Popen([sys.executable, HOLDER, url, "q", "hold", "3"], stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None and child.stdout.readline().strip() == "held"
+            assert await broker.get("q") is None  # the child holds all three
+            os.kill(child.pid, signal.SIGKILL)
+            killed = time.monotonic()
+            child.wait()
+            back = []
+            while len(back) < 3 and time.monotonic() - killed < 5:
+                got = await broker.get("q")
+                if got is None:
+                    await asyncio.sleep(0.01)
+                    continue
+                assert got.redelivered and got.delivery_count == 1
+                back.append(got)
+            elapsed = time.monotonic() - killed
+            assert sorted(d.envelope.message_id or "" for d in back) == ["m0000", "m0001", "m0002"]
+            return elapsed
+        finally:
+            child.kill()
+            child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
+            await broker.close()
+
+    elapsed = asyncio.run(main())
+    print(f"kill -9 -> claimable again: {elapsed:.3f} s")
+    assert elapsed <= 2.0
+
+
+def test_a_live_process_keeps_its_claim_past_the_lease(tmp_path: Path) -> None:
+    url = url_of(tmp_path / "fairq.db")
+
+    async def main() -> None:
+        holder = await fill(url, "q", 1)
+        held = await holder.get("q")
+        assert held is not None
+        other = SQLiteBroker(url)
+        await other.connect()
+        start = time.monotonic()
+        while time.monotonic() - start < 3 * leases.LEASE:  # any redelivery would show here
+            assert await other.get("q") is None
+            await asyncio.sleep(0.05)
+        await held.ack()
+        await other.close()
+        await holder.close()
+
+    asyncio.run(main())
+
+
+def test_two_processes_claiming_at_once_never_get_the_same_message(tmp_path: Path) -> None:
+    url = url_of(tmp_path / "fairq.db")
+    n = 300
+
+    async def main() -> None:
+        broker = await fill(url, "q", n)
+        await broker.close()
+
+    asyncio.run(main())
+    children = [subprocess.Popen([sys.executable, HOLDER, url, "q", "drain", "1.5"], stdout=subprocess.PIPE, text=True)
+                for _ in range(2)]
+    outputs = [child.communicate(timeout=60)[0].split() for child in children]
+    assert all(child.returncode == 0 for child in children)
+    everything = outputs[0] + outputs[1]
+    assert sorted(everything) == [f"m{i:04d}" for i in range(n)]  # each once: no duplicate, none lost
+    assert outputs[0] and outputs[1]  # both took part
+
+
+def test_the_envelope_round_trips_whole(tmp_path: Path) -> None:
+    async def main() -> None:
+        broker = await fill(url_of(tmp_path / "fairq.db"), "q", 0)
+        stamp = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone(timedelta(hours=2)))
+        sent = Envelope(body=bytes(range(256)), headers={"a": 1, "nested": {"l": [1, "x", None]}, "f": 1.5},
+                        message_id="id-1", content_type="application/octet-stream", timestamp=stamp, persistent=False)
+        await broker.publish("q", sent)
+        got = await broker.get("q")
+        assert got is not None and got.envelope == sent
+        await broker.close()
+
+    asyncio.run(main())
+
+
+def test_the_factory_and_config_accept_sqlite_urls(tmp_path: Path) -> None:
+    url = url_of(tmp_path / "x.db") + "?synchronous=normal"
+    assert broker_url(url) == url
+    assert isinstance(connect_url(url), SQLiteBroker)
+    with pytest.raises(ConfigurationError, match="needs a database path"):
+        broker_url("sqlite://")
+    with pytest.raises(ConfigurationError, match="synchronous"):
+        SQLiteBroker(url_of(tmp_path / "x.db") + "?synchronous=sometimes")
+
+
+def _connect_error(url: str) -> str:
+    async def main() -> None:
+        await SQLiteBroker(url).connect()
+
+    with pytest.raises(ConfigurationError) as info:
+        asyncio.run(main())
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_a_missing_directory_is_one_line_naming_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "nope" / "fairq.db"
+    assert str(path) in _connect_error(url_of(path)) and "does not exist" in _connect_error(url_of(path))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_a_read_only_directory_is_one_line_naming_the_path(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    assert "not writable" in _connect_error(url_of(ro / "fairq.db"))
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello, this is not SQLite at all " * 100)
+    message = _connect_error(url_of(path))
+    assert str(path) in message and "not a fairq database" in message
+
+
+def test_another_applications_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE users (name TEXT)")
+    message = _connect_error(url_of(path))
+    assert str(path) in message and "not a fairq database" in message
+    with sqlite3.connect(path) as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["users"]
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "fairq.db"
+
+    async def create() -> None:
+        await (await fill(url_of(path), "q", 0)).close()
+
+    asyncio.run(create())
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    message = _connect_error(url_of(path))
+    assert str(path) in message and "newer" in message
+
+
+def test_closing_releases_claims_at_once_and_a_queue_survives_reopening(tmp_path: Path) -> None:
+    url = url_of(tmp_path / "fairq.db")
+    queue = f"q{uuid.uuid4().hex[:6]}"
+
+    async def main() -> None:
+        broker = await fill(url, queue, 2)
+        got = await broker.get(queue)
+        assert got is not None
+        await broker.close()
+        again = SQLiteBroker(url)
+        await again.connect()
+        stats = await again.stats(queue)
+        assert stats is not None and stats.ready == 2
+        first = await again.get(queue)
+        assert first is not None and first.envelope.message_id == "m0000" and first.redelivered
+        await again.close()
+
+    asyncio.run(main())
