@@ -1,18 +1,14 @@
 """``memory://``: the broker seam in one process, for tests. Same promises as RabbitMQ minus durability.
 
-Every :class:`MemoryBroker` built for the same URL shares one :class:`MemoryStore` (``memory://``
-and ``memory://NAME`` are separate stores), so a producer and a worker in one test see the same
-queues; :meth:`MemoryBroker.on` builds a broker on an explicit store. Producer and worker may run
-on different event loops and threads (fairq's sync API has its own loop thread): the store is
-guarded by one lock, and deliveries reach a consumer through its loop's ``call_soon_threadsafe``.
+Brokers built for one URL share one :class:`MemoryStore` (``memory://`` and ``memory://NAME`` are
+separate stores); :meth:`MemoryBroker.on` builds one on an explicit store. Producer and worker may
+run on different loops and threads (the sync API has its own loop thread): one lock guards the
+store, and deliveries reach a consumer through its loop's ``call_soon_threadsafe``.
 
-Delays use the store's clock. By default that is :func:`time.monotonic` and a timer thread makes
-delayed messages ready on time; a test can pass a :class:`ManualClock` instead and move it with
-:meth:`MemoryStore.advance`, which releases what is due at once (no sleeping, no timers).
-
-A broker that is closed, or that :meth:`MemoryStore.drop` cuts off (for fault tests; its
-``wait_lost`` then returns), gives its unacked deliveries back with ``redelivered`` set and
-``delivery_count`` + 1. ``delivery_count`` counts such losses only: a requeue is a settlement.
+Delays use the store's clock: :func:`time.monotonic` with a timer thread by default, or a
+:class:`ManualClock` that a test moves with :meth:`MemoryStore.advance` (no sleeping, no timers).
+A closed broker, or one :meth:`MemoryStore.drop` cuts off (its ``wait_lost`` returns), gives its
+unacked deliveries back with ``redelivered`` and ``delivery_count`` + 1 (a requeue is a settlement).
 """
 
 from __future__ import annotations
@@ -51,7 +47,7 @@ class _Message:
     delivery_count: int = 0
     redelivered: bool = False
 
-    def __lt__(self, other: _Message) -> bool:
+    def __lt__(self, other: _Message) -> bool:  # the ready heap orders by publish sequence
         return self.seq < other.seq
 
 
@@ -239,7 +235,7 @@ class MemoryDelivery(Delivery):
     async def ack(self) -> None:
         self._settle(back=False)
 
-    async def requeue(self) -> None:
+    async def requeue(self) -> None:  # back at its old place, by sequence
         self._settle(back=True)
 
 
@@ -269,12 +265,15 @@ class MemoryConsumer(Consumer):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def cancel(self) -> None:
+    def detach(self) -> None:
         with self.broker.store.lock:
             self.cancelled = True
             q = self.broker.store.queues.get(self.queue)
             if q is not None and self in q.consumers:
                 q.consumers.remove(self)
+
+    async def cancel(self) -> None:
+        self.detach()
 
 
 class MemoryBroker(Broker):
@@ -313,10 +312,7 @@ class MemoryBroker(Broker):
             store.brokers.discard(self)
             queues = set()
             for consumer in self.consumers:
-                consumer.cancelled = True
-                q = store.queues.get(consumer.queue)
-                if q is not None and consumer in q.consumers:
-                    q.consumers.remove(consumer)
+                consumer.detach()
             self.consumers.clear()
             for delivery in sorted(self.unacked, key=lambda d: d._msg.seq):
                 store.give_back(delivery.queue, delivery._msg, lost=True)
