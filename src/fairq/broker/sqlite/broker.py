@@ -8,13 +8,14 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from ...errors import BrokerError, ChannelClosed, ConfigurationError, ConnectionFailed
 from ...message import Envelope
 from ..base import Broker, Consumer, Delivery, DeliveryHandler, QueueSpec, QueueStats
 from . import leases, queues
+from .batch import PublishBatcher
 from .db import Database
 from .schema import SYNCHRONOUS
 from .wake import FALLBACK, WakeSocket, consumers_of, notify
@@ -162,6 +163,7 @@ class SQLiteBroker(Broker):
         self._heartbeat: leases.Heartbeat | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lost: asyncio.Future[BaseException] | None = None
+        self._batcher = PublishBatcher(self._write)
 
     async def connect(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -223,6 +225,10 @@ class SQLiteBroker(Broker):
 
     async def publish(self, queue: str, envelope: Envelope, delay: float = 0.0) -> None:
         notify(await self._write(partial(queues.publish, queue=queue, envelope=envelope, delay=delay)))
+
+    def publish_nowait(self, queue: str, envelope: Envelope, delay: float,
+                       done: Callable[[int, BaseException | None], None], token: int) -> asyncio.Future[Any]:
+        return self._batcher.add(queue, envelope, delay, done, token)
 
     async def consume(self, queue: str, prefetch: int, handler: DeliveryHandler) -> Consumer:
         if self._wake is None:
