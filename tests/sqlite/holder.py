@@ -1,6 +1,7 @@
 """A child process for the SQLite tests.
 
 ``holder.py URL QUEUE hold N``: claim N messages with get(), print ``held``, sit on them for ever.
+``holder.py URL QUEUE publish N``: publish N messages one by one, printing each id once publish returned.
 ``holder.py URL QUEUE drain IDLE``: consume and ack, printing each message id, until IDLE seconds bring nothing."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sys
 
 from fairq.broker import Delivery
 from fairq.broker.sqlite import SQLiteBroker
+from fairq.message import Envelope
 
 
 async def hold(url: str, queue: str, n: int) -> None:
@@ -19,6 +21,14 @@ async def hold(url: str, queue: str, n: int) -> None:
         assert await broker.get(queue) is not None
     print("held", flush=True)
     await asyncio.Event().wait()
+
+
+async def publish(url: str, queue: str, n: int) -> None:
+    broker = SQLiteBroker(url)
+    await broker.connect()
+    for i in range(n):
+        await broker.publish(queue, Envelope(b"x", message_id=f"p{i:05d}"))
+        print(f"p{i:05d}", flush=True)
 
 
 async def drain(url: str, queue: str, idle: float) -> None:
@@ -42,4 +52,6 @@ async def drain(url: str, queue: str, idle: float) -> None:
 
 if __name__ == "__main__":
     url, queue, mode, arg = sys.argv[1:5]
-    asyncio.run(hold(url, queue, int(arg)) if mode == "hold" else drain(url, queue, float(arg)))
+    modes = {"hold": lambda: hold(url, queue, int(arg)), "publish": lambda: publish(url, queue, int(arg)),
+             "drain": lambda: drain(url, queue, float(arg))}
+    asyncio.run(modes[mode]())

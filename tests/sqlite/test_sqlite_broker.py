@@ -13,12 +13,14 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fairq.broker import QueueSpec, connect_url
 from fairq.broker.sqlite import SQLiteBroker, leases
 from fairq.broker.sqlite.schema import SCHEMA_VERSION
+from fairq.broker.sqlite.wake import FALLBACK
 from fairq.config import broker_url
 from fairq.errors import ConfigurationError
 from fairq.message import Envelope
@@ -205,5 +207,101 @@ def test_closing_releases_claims_at_once_and_a_queue_survives_reopening(tmp_path
         first = await again.get(queue)
         assert first is not None and first.envelope.message_id == "m0000" and first.redelivered
         await again.close()
+
+    asyncio.run(main())
+
+
+def test_every_publish_that_returned_survives_kill_9_of_the_producer(tmp_path: Path) -> None:
+    url = url_of(tmp_path / "fairq.db")
+    asyncio.run(_close(fill(url, "q", 0)))
+    child = subprocess.Popen([sys.executable, HOLDER, url, "q", "publish", "100000"], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    confirmed = [child.stdout.readline().strip() for _ in range(300)]
+    os.kill(child.pid, signal.SIGKILL)  # mid-stream: some publish is in flight
+    child.wait()
+    confirmed += child.stdout.read().split()
+    child.stdout.close()
+
+    async def stored() -> set[str]:
+        broker = SQLiteBroker(url)
+        await broker.connect()
+        ids = set()
+        while (got := await broker.get("q")) is not None:
+            ids.add(got.envelope.message_id or "")
+        await broker.close()
+        return ids
+
+    ids = asyncio.run(stored())
+    assert set(confirmed) <= ids and len(confirmed) >= 300
+
+
+async def _close(opening: Any) -> None:
+    await (await opening).close()
+
+
+def test_a_session_whose_lease_was_taken_reports_lost_and_its_deliveries_die(tmp_path: Path) -> None:
+    path = tmp_path / "fairq.db"
+
+    async def main() -> None:
+        stalled = await fill(url_of(path), "q", 1)
+        held = await stalled.get("q")
+        assert held is not None and held.alive
+        peer = SQLiteBroker(url_of(path))
+        await peer.connect()
+        # what another process's reaper does once the holder was stopped for longer than the lease
+        with sqlite3.connect(path) as conn:
+            assert leases.end_session(conn, stalled.session) == {"q"}
+        cause = await asyncio.wait_for(stalled.wait_lost(), 5)
+        assert "lease" in str(cause) and not held.alive
+        again = await peer.get("q")
+        assert again is not None and again.redelivered and again.delivery_count == 1
+        await held.ack()  # too late: does nothing, the peer owns it now
+        await again.ack()
+        await peer.close()
+        await stalled.close()
+
+    asyncio.run(main())
+
+
+def test_a_consumer_finds_work_without_a_wake_up(tmp_path: Path) -> None:
+    """A lost wake-up costs at most the fallback timer: a message written behind fairq's back still arrives."""
+    path = tmp_path / "fairq.db"
+
+    async def main() -> None:
+        broker = await fill(url_of(path), "q", 0)
+        arrived = asyncio.Event()
+
+        async def handler(d: Any) -> None:
+            await d.ack()
+            arrived.set()
+
+        consumer = await broker.consume("q", 1, handler)
+        with sqlite3.connect(path) as conn:  # no wake-up is sent by this insert
+            conn.execute("INSERT INTO messages (queue, body, headers, persistent, ready_at) "
+                         "VALUES ('q', x'00', '{}', 1, 0)")
+        await asyncio.wait_for(arrived.wait(), FALLBACK + 2)
+        await consumer.cancel()
+        await broker.close()
+
+    asyncio.run(main())
+
+
+def test_a_stale_heartbeat_frees_claims_even_when_the_pid_cannot_be_checked(tmp_path: Path) -> None:
+    """A session of another host (its pid means nothing here) is dead once its heartbeat is older than the lease."""
+    path = tmp_path / "fairq.db"
+
+    async def main() -> None:
+        broker = await fill(url_of(path), "q", 1)
+        with sqlite3.connect(path) as conn:
+            sid = conn.execute("INSERT INTO sessions (pid, host, heartbeat) VALUES (1, 'elsewhere', ?)",
+                               (time.time() - leases.LEASE - 0.1,)).lastrowid
+            conn.execute("UPDATE messages SET session = ?", (sid,))
+        got = None
+        start = time.monotonic()
+        while got is None and time.monotonic() - start < 5:
+            got = await broker.get("q")
+            await asyncio.sleep(0.02)
+        assert got is not None and got.redelivered and got.delivery_count == 1
+        await broker.close()
 
     asyncio.run(main())
