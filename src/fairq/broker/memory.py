@@ -73,8 +73,6 @@ class MemoryStore:
         self._timer_at = float("inf")
         self.brokers: set[MemoryBroker] = set()
 
-    # -- time -----------------------------------------------------------------------
-
     def advance(self, seconds: float) -> None:
         """Move a :class:`ManualClock` forward and release every delayed message now due."""
         if not isinstance(self.clock, ManualClock):
@@ -114,8 +112,6 @@ class MemoryStore:
         with self.lock:
             self._timer, self._timer_at = None, float("inf")
         self.tick()
-
-    # -- messages -------------------------------------------------------------------
 
     def put(self, queue: str, envelope: Envelope, delay: float = 0.0) -> None:
         with self.lock:
@@ -258,7 +254,10 @@ class MemoryConsumer(Consumer):
         delivery = MemoryDelivery(self.broker, self.queue, msg, self)
         self.held += 1
         self.broker.unacked.add(delivery)
-        self.loop.call_soon_threadsafe(self._start, delivery)
+        try:
+            self.loop.call_soon_threadsafe(self._start, delivery)
+        except RuntimeError:  # its loop is closed: the delivery waits, unacked, for close() or drop()
+            self.cancelled = True
 
     def _start(self, delivery: MemoryDelivery) -> None:
         task: asyncio.Future[None] = asyncio.ensure_future(self.handler(delivery))
