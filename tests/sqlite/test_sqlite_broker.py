@@ -305,3 +305,21 @@ def test_a_stale_heartbeat_frees_claims_even_when_the_pid_cannot_be_checked(tmp_
         await broker.close()
 
     asyncio.run(main())
+
+
+def test_acks_not_yet_committed_are_committed_by_close(tmp_path: Path) -> None:
+    url = url_of(tmp_path / "fairq.db")
+
+    async def main() -> None:
+        broker = await fill(url, "q", 50)
+        for _ in range(50):
+            got = await broker.get("q")
+            assert got is not None
+            await got.ack()  # returns before its batch commits
+        await broker.close()  # must commit them, not hand them back
+        again = SQLiteBroker(url)
+        await again.connect()
+        assert await again.get("q") is None
+        await again.close()
+
+    asyncio.run(main())

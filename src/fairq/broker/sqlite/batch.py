@@ -83,3 +83,51 @@ class PublishBatcher:
                             future.set_exception(outcome)
         finally:
             self._flushing = False
+
+
+class AckBatcher:
+    """Acks started in one turn of the loop share one transaction (a drain acks thousands a second)."""
+
+    def __init__(self, write: Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]], session: int) -> None:
+        self._write = write
+        self._session = session
+        self._pending: list[tuple[int, asyncio.Future[None]]] = []
+        self._flushing = False
+        self._outstanding: set[asyncio.Future[None]] = set()
+
+    async def drain(self) -> None:
+        """Wait until every ack added so far is committed (or failed)."""
+        if self._outstanding:
+            await asyncio.wait(list(self._outstanding))
+
+    def add(self, ident: int) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((ident, future))
+        self._outstanding.add(future)
+        future.add_done_callback(self._outstanding.discard)
+        if not self._flushing:
+            self._flushing = True
+            loop.create_task(self._flush())
+        return future
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                rows = [(ident, self._session) for ident, _ in batch]
+                try:
+                    await self._write(lambda conn: conn.executemany(
+                        "DELETE FROM messages WHERE id = ? AND session = ?", rows))
+                    error: BaseException | None = None
+                except Exception as exc:
+                    error = exc
+                for _, future in batch:
+                    if future.done():
+                        continue
+                    if error is None:
+                        future.set_result(None)
+                    else:
+                        future.set_exception(error)
+        finally:
+            self._flushing = False

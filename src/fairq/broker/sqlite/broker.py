@@ -15,7 +15,7 @@ from ...errors import BrokerError, ChannelClosed, ConfigurationError, Connection
 from ...message import Envelope
 from ..base import Broker, Consumer, Delivery, DeliveryHandler, QueueSpec, QueueStats
 from . import leases, queues
-from .batch import PublishBatcher
+from .batch import AckBatcher, PublishBatcher
 from .db import Database
 from .schema import SYNCHRONOUS
 from .wake import FALLBACK, WakeSocket, consumers_of, notify
@@ -59,24 +59,39 @@ class SQLiteDelivery(Delivery):
     def alive(self) -> bool:
         return self._broker.connected
 
-    async def _settle(self, fn: Callable[[sqlite3.Connection], list[str] | None]) -> None:
+    async def _settle(self, requeue: bool) -> None:
         if self._settled:
             return
         self._settled = True
+        broker, consumer = self._broker, self._consumer
+        if not self.alive:  # the session is gone: the message went back already
+            if consumer is not None:
+                consumer.settled()
+            return
+        if not requeue:
+            # Like an AMQP ack, not waited for: the batch commits soon (close() waits for it), and a
+            # crash before then redelivers. The consumer's window opens only once it is committed.
+            broker.acks.add(self._id).add_done_callback(self._committed)
+            return
         try:
-            if self.alive:
-                woken = await self._broker.db.write(fn)
-                if woken:
-                    notify(woken)
+            notify(await broker.db.write(partial(queues.requeue, ident=self._id, session=broker.session,
+                                                 queue=self.queue)))
         finally:
-            if self._consumer is not None:
-                self._consumer.settled()
+            if consumer is not None:
+                consumer.settled()
+
+    def _committed(self, future: asyncio.Future[None]) -> None:
+        error = None if future.cancelled() else future.exception()
+        if error is not None:  # the claim stays ours, unsettled: give up the session, the message comes back
+            self._broker.lose(error)
+        elif self._consumer is not None:
+            self._consumer.settled()
 
     async def ack(self) -> None:
-        await self._settle(partial(queues.ack, ident=self._id, session=self._broker.session))
+        await self._settle(requeue=False)
 
     async def requeue(self) -> None:
-        await self._settle(partial(queues.requeue, ident=self._id, session=self._broker.session, queue=self.queue))
+        await self._settle(requeue=True)
 
 
 class SQLiteConsumer(Consumer):
@@ -170,16 +185,10 @@ class SQLiteBroker(Broker):
         self._lost = self._loop.create_future()
         await self.db.open()
         self.session = await self.db.write(leases.open_session)
+        self.acks = AckBatcher(self.db.write, self.session)
         self.connected = True
-        self._heartbeat = leases.Heartbeat(self.db.write_blocking, self.session, self._freed, self._lost_from_thread)
+        self._heartbeat = leases.Heartbeat(self.path, self._synchronous, self.session, self._lost_from_thread)
         self._heartbeat.start()
-
-    def _freed(self, freed: set[str]) -> None:
-        """Called on the heartbeat thread when it reaped dead sessions: wake whoever consumes those queues."""
-        try:
-            notify(self.db.write_blocking(lambda conn: consumers_of(conn, freed)))
-        except (BrokerError, RuntimeError):
-            pass
 
     def _lost_from_thread(self, cause: BaseException) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -200,6 +209,7 @@ class SQLiteBroker(Broker):
         for consumer in list(self.consumers):
             await consumer.cancel()
         if self.connected:
+            await self.acks.drain()  # acked is acked: commit them before the session's claims go back
             self.connected = False
             try:
                 freed = await self.db.write(partial(leases.end_session, session=self.session))

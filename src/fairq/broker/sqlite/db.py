@@ -63,10 +63,6 @@ class Database:
         """Run ``fn(conn)`` inside ``BEGIN IMMEDIATE`` … ``COMMIT`` on the database thread."""
         return await asyncio.wrap_future(self._executor.submit(self._call, fn, True))
 
-    def write_blocking(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """:meth:`write` from a thread other than the event loop (the heartbeat thread)."""
-        return self._executor.submit(self._call, fn, True).result()
-
     async def close(self) -> None:
         def shut(_: sqlite3.Connection) -> None:
             if self._conn is not None:

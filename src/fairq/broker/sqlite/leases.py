@@ -17,8 +17,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from ...errors import BrokerError, ConnectionFailed
+from ...errors import ConfigurationError, ConnectionFailed
+from .schema import open_database
+from .wake import consumers_of, notify
 
 #: Seconds between renewals of a session's heartbeat (and reaps of dead sessions).
 HEARTBEAT = 0.5
@@ -71,36 +74,60 @@ def renew_and_reap(conn: sqlite3.Connection, session: int) -> tuple[bool, set[st
 
 
 class Heartbeat(threading.Thread):
-    """Renews one session from its own thread, so a busy event loop cannot let the lease lapse."""
+    """Renews one session from its own thread and its own connection.
 
-    def __init__(self, write: Callable[[Callable[[sqlite3.Connection], tuple[bool, set[str]]]], tuple[bool, set[str]]],
-                 session: int, freed: Callable[[set[str]], None], lost: Callable[[BaseException], None]) -> None:
+    Neither a busy event loop nor a long queue of statements on the broker's database thread
+    (a thousand acks after a drain) can delay a renewal: only the file's write lock is shared.
+    """
+
+    def __init__(self, path: Path, synchronous: str, session: int, lost: Callable[[BaseException], None]) -> None:
         super().__init__(name=f"fairq-sqlite-heartbeat-{session}", daemon=True)
-        self._write = write
+        self._path = path
+        self._synchronous = synchronous
         self._session = session
-        self._freed = freed
         self._lost = lost
         self._stop = threading.Event()
 
+    def _beat(self, conn: sqlite3.Connection) -> tuple[bool, list[str]]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            alive, freed = renew_and_reap(conn, self._session)
+            woken = consumers_of(conn, freed)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return alive, woken
+
     def run(self) -> None:
+        try:
+            conn = open_database(self._path, self._synchronous)
+        except ConfigurationError as exc:
+            self._lost(ConnectionFailed(str(exc)))
+            return
+        try:
+            self._loop(conn)
+        finally:
+            conn.close()
+
+    def _loop(self, conn: sqlite3.Connection) -> None:
         renewed = time.monotonic()
         while not self._stop.wait(HEARTBEAT):
             try:
-                alive, freed = self._write(lambda conn: renew_and_reap(conn, self._session))
-            except (BrokerError, RuntimeError) as exc:  # RuntimeError: the database thread has shut down
-                if self._stop.is_set():
-                    return
+                alive, woken = self._beat(conn)
+            except sqlite3.Error as exc:
                 if time.monotonic() - renewed > LEASE:
                     self._lost(ConnectionFailed(f"sqlite broker: cannot renew the session's lease: {exc}"))
                     return
                 continue
+            if self._stop.is_set():
+                return
             if not alive:
                 self._lost(ConnectionFailed("sqlite broker: the session's lease expired and its claims were "
                                             "given to others (was the process stopped?)"))
                 return
             renewed = time.monotonic()
-            if freed:
-                self._freed(freed)
+            notify(woken)
 
     def stop(self) -> None:
         self._stop.set()

@@ -118,10 +118,6 @@ def _dead(conn: sqlite3.Connection, queue: str, row: Row, now: float) -> None:
                  "WHERE id = ?", (dead_letter_queue(queue), json.dumps(headers, default=_json_default), now, row.id))
 
 
-def ack(conn: sqlite3.Connection, ident: int, session: int) -> None:
-    conn.execute("DELETE FROM messages WHERE id = ? AND session = ?", (ident, session))
-
-
 def requeue(conn: sqlite3.Connection, ident: int, session: int, queue: str) -> list[str]:
     """Give a claim back at its old place in the queue (a settlement: ``delivery_count`` stays)."""
     conn.execute("UPDATE messages SET session = NULL, redelivered = 1 WHERE id = ? AND session = ?", (ident, session))
