@@ -258,7 +258,9 @@ class SQLiteBroker(Broker):
             consumer.wake()
 
     async def stats(self, queue: str) -> QueueStats | None:
-        return await self._write(partial(queues.stats, queue=queue))
+        if not self.connected:
+            raise ConnectionFailed(f"{self.display_url}: not connected")
+        return await self.db.run(partial(queues.stats, queue=queue))  # a read: no write lock, no commit
 
     async def get(self, queue: str) -> Delivery | None:
         found = await self._write(partial(queues.claim, queue=queue, session=self.session, limit=1))
