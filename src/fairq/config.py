@@ -27,12 +27,23 @@ _PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P
 def broker_url(explicit: str | None = None) -> str:
     """The broker URL: the explicit one, else ``$FAIRQ_BROKER_URL``, else the default.
 
+    ``amqp(s)://`` needs a host; ``sqlite://`` needs a path (``sqlite:///abs/path.db``);
+    ``memory://[NAME]`` takes nothing more.
+
     Read when called, never at import, so tests and CLIs can set the environment late.
     """
     url = explicit or os.environ.get(BROKER_ENV) or DEFAULT_BROKER_URL
     parts = urlsplit(url)
+    if parts.scheme == "memory":
+        return url
+    if parts.scheme == "sqlite":
+        if not (parts.netloc + parts.path).strip("/"):
+            raise ConfigurationError(f"sqlite broker URL needs a database path, e.g. sqlite:///var/lib/fairq.db: "
+                                     f"{url!r}")
+        return url
     if parts.scheme not in ("amqp", "amqps"):
-        raise ConfigurationError(f"broker URL must start with amqp:// or amqps://, got {redact(url)!r}")
+        raise ConfigurationError("broker URL must start with amqp://, amqps://, sqlite:/// or memory://, "
+                                 f"got {redact(url)!r}")
     if not parts.hostname:
         raise ConfigurationError(f"broker URL has no host: {redact(url)!r}")
     check_tls(url)

@@ -1,7 +1,7 @@
 """The broker seam's promises (fairq/broker/base.py), checked against every backend.
 
-Each backend is a factory taking the test broker URL; the embedded backend of a
-later issue joins the list and must pass the same tests.
+Each backend is a factory taking a URL: RabbitMQ the shared test broker's, SQLite a
+database in the test's tmp_path, memory a store of its own. Every test runs on all three.
 """
 
 from __future__ import annotations
@@ -14,17 +14,30 @@ from typing import Any
 import pytest
 
 from fairq.broker import Broker, Delivery, QueueKind, QueueSpec
+from fairq.broker.memory import MemoryBroker
 from fairq.broker.rabbitmq import RabbitMQBroker
+from fairq.broker.sqlite import SQLiteBroker
 from fairq.broker.topology import dead_letter_queue
 from fairq.errors import PublishRejected
 from fairq.message import Envelope
 
-BACKENDS: dict[str, Callable[[str], Broker]] = {"rabbitmq": RabbitMQBroker}
+BACKENDS: dict[str, Callable[[str], Broker]] = {"rabbitmq": RabbitMQBroker, "sqlite": SQLiteBroker,
+                                                "memory": MemoryBroker}
+
+
+def backend_url(request: pytest.FixtureRequest, name: str) -> str:
+    """Where ``name``'s broker is: only RabbitMQ needs the shared broker (``broker_url`` skips or fails)."""
+    if name == "rabbitmq":
+        return str(request.getfixturevalue("broker_url"))
+    if name == "sqlite":
+        return f"sqlite://{request.getfixturevalue('tmp_path')}/fairq.db"
+    return f"memory://contract-{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def make_broker(request: pytest.FixtureRequest, broker_url: str) -> Callable[[], Broker]:
-    return lambda: BACKENDS[request.param](broker_url)
+def make_broker(request: pytest.FixtureRequest) -> Callable[[], Broker]:
+    url = backend_url(request, request.param)
+    return lambda: BACKENDS[request.param](url)
 
 
 def run(make_broker: Callable[[], Broker], scenario: Callable[[Broker, str], Awaitable[Any]],

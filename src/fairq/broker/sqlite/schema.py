@@ -1,0 +1,118 @@
+"""The SQLite broker's tables, its schema version, and the checks made when a file is opened.
+
+A fairq database says so twice: ``PRAGMA application_id`` holds :data:`APPLICATION_ID` and
+``PRAGMA user_version`` the schema version. A file with another application id (or tables
+but no id) is not ours and is refused rather than written to; a newer version is refused so an
+old fairq never misreads a newer layout.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from ...errors import ConfigurationError
+
+#: "fqdb": marks a SQLite file as a fairq broker database.
+APPLICATION_ID = 0x66716462
+SCHEMA_VERSION = 1
+#: Waiting this long for another process's write lock before a statement fails.
+BUSY_TIMEOUT_MS = 10_000
+SYNCHRONOUS = ("full", "normal", "extra", "off")
+
+DDL = """
+CREATE TABLE queues (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    max_length INTEGER,
+    delivery_limit INTEGER
+);
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,      -- publish order: a requeued message keeps its place
+    queue TEXT NOT NULL,
+    body BLOB NOT NULL,
+    headers TEXT NOT NULL,                     -- JSON object
+    message_id TEXT,
+    content_type TEXT,
+    timestamp TEXT,                            -- ISO 8601 with offset
+    persistent INTEGER NOT NULL,
+    ready_at REAL NOT NULL,                    -- wall-clock seconds, a delay sets it in the future
+    session INTEGER,                           -- the session holding the claim, NULL: not claimed
+    delivery_count INTEGER NOT NULL DEFAULT 0, -- claims lost without a settlement (process died, lease expired)
+    redelivered INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX messages_free ON messages (queue, id) WHERE session IS NULL;
+CREATE INDEX messages_due ON messages (queue, ready_at) WHERE session IS NULL;
+CREATE INDEX messages_claimed ON messages (session) WHERE session IS NOT NULL;
+CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    heartbeat REAL NOT NULL,                   -- wall-clock seconds, renewed every HEARTBEAT
+    wake TEXT                                  -- the session's wake-up socket address, if it consumes
+);
+CREATE TABLE consumers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session INTEGER NOT NULL,
+    queue TEXT NOT NULL
+);
+CREATE INDEX consumers_queue ON consumers (queue);
+"""
+
+
+def open_database(path: Path, synchronous: str) -> sqlite3.Connection:
+    """Open (creating if new) the fairq database at ``path``; ConfigurationError naming it if unusable."""
+    directory = path.parent
+    if not directory.is_dir():
+        raise ConfigurationError(f"sqlite broker: directory {directory} of {path} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigurationError(f"sqlite broker: directory {directory} of {path} is not writable "
+                                 "(the database needs its -wal and -shm files beside it)")
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise ConfigurationError(f"sqlite broker: {path} is not readable and writable")
+    try:
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise ConfigurationError(f"sqlite broker: cannot open {path}: {exc}") from None
+    try:
+        _check_and_create(conn, path)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise ConfigurationError(f"sqlite broker: {path} cannot use WAL mode (got {mode})")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise ConfigurationError(f"sqlite broker: {path} is not a fairq database ({exc})") from None
+    except ConfigurationError:
+        conn.close()
+        raise
+    return conn
+
+
+def _check_and_create(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse foreign or newer files; create the tables in an empty one (under the write lock)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        app = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if app == 0 and tables == 0:
+            # statement by statement: executescript would commit the transaction
+            for statement in DDL.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        elif app != APPLICATION_ID:
+            raise ConfigurationError(f"sqlite broker: {path} is not a fairq database (another application's file)")
+        elif version > SCHEMA_VERSION:
+            raise ConfigurationError(f"sqlite broker: {path} has schema version {version}, newer than this "
+                                     f"fairq's {SCHEMA_VERSION}: upgrade fairq")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
