@@ -72,6 +72,15 @@ class App:
         """The URL given as ``App(broker=...)``, if any."""
         return self._broker_url
 
+    def use_broker(self, url: str | None) -> str | None:
+        """Send to ``url`` from now on (None: back to the environment's), closing the producer connection
+        open now; returns the URL given before, to restore it. How :mod:`fairq.testing` points an app it
+        did not build at a private ``memory://`` store."""
+        previous = self._broker_url
+        self.close()
+        self._broker_url = url
+        return previous
+
     @property
     def broker_url(self) -> str:
         """The broker URL, resolved now (explicit, else ``$FAIRQ_BROKER_URL``, else the default)."""
