@@ -153,14 +153,16 @@ class TestQueue:
                                  prefetch=self.prefetch, max_message_bytes=self.app.max_message_bytes,
                                  delivery_limit=self.app.delivery_limit, rng=self._rng)
             running = asyncio.ensure_future(worker.run())
+            timed_out = False
             try:
                 while not running.done() and not self._idle(specs) and set(self._specs()) <= set(specs):
                     if loop.time() > deadline:
+                        timed_out = True
                         raise NotIdle(f"queues still busy after {timeout:g} s: {self._describe_busy()}")
                     await asyncio.sleep(POLL)
             finally:
                 if not running.done():
-                    worker.stop()
+                    worker.abort() if timed_out else worker.stop()  # on a timeout, what runs is left running
                     await asyncio.wait_for(asyncio.shield(running), 10.0)
             running.result()  # an internal error of the worker surfaces here
             # Ended by itself: a sync task overran its time limit and the worker must be replaced, as
