@@ -1,6 +1,7 @@
 """Shared fixtures: the broker every integration test talks to.
 
-Locally a missing broker skips the broker tests; in CI (CI=true) it fails them.
+Locally a missing broker skips the broker tests (saying how to install one) while the sqlite, memory
+and unit suites run; in CI (CI=true) it fails them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+INSTALL_COMMAND = "sudo apt-get update && sudo apt-get install -y rabbitmq-server"
 BROKER_URL = os.environ.get("FAIRQ_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
@@ -27,7 +29,8 @@ def _reachable(url: str) -> str | None:
         with socket.create_connection((parts.hostname or "localhost", parts.port or 5672), timeout=2):
             return None
     except OSError as exc:
-        return f"no RabbitMQ at {parts.hostname}:{parts.port or 5672}: {exc}"
+        return (f"no RabbitMQ at {parts.hostname}:{parts.port or 5672} ({exc}): the RabbitMQ tests need one; "
+                f"`make test` starts one where rabbitmq-server is installed (install it with: {INSTALL_COMMAND})")
 
 
 @pytest.fixture(scope="session")
