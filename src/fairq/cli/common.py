@@ -39,7 +39,8 @@ def broker_option(fn: F) -> F:
         )(fn)
     return click.option(
         "-b", "--broker", "broker", metavar="URL", default=None,
-        help=f"broker URL, amqp:// or amqps:// (env {BROKER_ENV}, default {redact(DEFAULT_BROKER_URL)})",
+        help=f"broker URL: amqp:// or amqps:// (RabbitMQ), sqlite:///PATH (embedded, one host) or memory:// "
+             f"(in-process) (env {BROKER_ENV}, default {redact(DEFAULT_BROKER_URL)})",
     )(fn)
 
 
