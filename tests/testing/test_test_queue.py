@@ -170,3 +170,39 @@ def test_a_queue_first_sent_to_by_a_task_is_consumed_too(fairq_queue: TestQueue)
     fairq_queue.run_until_idle()
     assert fairq_queue.results(add) == [42] and fairq_queue.pending("urgent") == 0
     assert [r.task for r in fairq_queue.runs] == ["tt.forward", "tt.add"]  # forward ran once, not again
+
+
+def test_a_dead_letter_is_raised_once_not_on_every_later_call(fairq_queue: TestQueue) -> None:
+    broken.send()
+    with pytest.raises(ValueError):
+        fairq_queue.run_until_idle(include_delayed=True)
+    add.send(1, 2)
+    assert [r.result for r in fairq_queue.run_until_idle()] == [3]
+    assert len(fairq_queue.dead_letters(broken)) == 1
+
+
+def test_a_sync_task_over_its_time_limit_replaces_the_worker_and_the_next_task_runs() -> None:
+    import threading
+
+    gate = threading.Event()
+    limited = fairq.App()
+
+    @limited.task(name="tt.hangs", time_limit=0.05, max_retries=0)
+    def hangs() -> None:
+        gate.wait(10)
+
+    @limited.task(name="tt.after")
+    def after() -> str:
+        return "ran"
+
+    try:
+        with run_tasks(limited) as q:
+            hangs.send()
+            after.send()
+            with pytest.raises(fairq.TimeLimitExceeded, match="time limit of 0.05 s"):
+                q.run_until_idle()
+            assert q.results(after) == ["ran"]  # on the worker that replaced the recycled one
+            [dead] = q.dead_letters()
+            assert dead.task == "tt.hangs" and dead.error_type == "fairq.errors.TimeLimitExceeded"
+    finally:
+        gate.set()
