@@ -128,6 +128,9 @@ class SQLiteConsumer(Consumer):
                     if found is None:
                         raise ChannelClosed(f"the queue {self.queue!r} was deleted under its consumer", 404)
                     rows, following = found
+                    if self._cancelled:  # cancel() began while the claim was on the database thread
+                        await self._release(rows)
+                        return
                     for row in rows:
                         self._deliver(SQLiteDelivery(self._broker, self.queue, row, self))
                     if rows and len(rows) == room:
@@ -144,6 +147,17 @@ class SQLiteConsumer(Consumer):
             if not self._cancelled:
                 self._broker.lose(exc)
 
+    async def _release(self, rows: list[queues.Row]) -> None:
+        if not rows:
+            return
+        try:
+            await self._broker.db.write(partial(queues.release, idents=[r.id for r in rows],
+                                                session=self._broker.session))
+        except BrokerError as exc:  # still ours: end the session, which gives them back
+            self._broker.lose(exc)
+            return
+        notify(await self._broker.db.run(lambda conn: consumers_of(conn, [self.queue])))
+
     def _deliver(self, delivery: SQLiteDelivery) -> None:
         self._held += 1
         task: asyncio.Future[None] = asyncio.ensure_future(self._handler(delivery))
@@ -153,8 +167,11 @@ class SQLiteConsumer(Consumer):
     async def cancel(self) -> None:
         if self._cancelled:
             return
+        # Not task.cancel(): a claim already on the database thread commits anyway, and its rows would
+        # stay held by this live session with nobody to deliver them. The loop stops at its next turn
+        # and gives back what that last claim took.
         self._cancelled = True
-        self._task.cancel()
+        self._poke.set()
         try:
             await self._task
         except (asyncio.CancelledError, BrokerError):

@@ -124,6 +124,12 @@ def requeue(conn: sqlite3.Connection, ident: int, session: int, queue: str) -> l
     return consumers_of(conn, [queue])
 
 
+def release(conn: sqlite3.Connection, idents: list[int], session: int) -> None:
+    """Give back claims never handed to a handler (not a delivery: no count, no ``redelivered``)."""
+    conn.executemany("UPDATE messages SET session = NULL WHERE id = ? AND session = ?",
+                     [(ident, session) for ident in idents])
+
+
 def add_consumer(conn: sqlite3.Connection, session: int, queue: str, wake: str | None) -> int | None:
     if not exists(conn, queue):
         return None
