@@ -183,3 +183,45 @@ def test_a_failing_subscriber_is_logged_once_and_never_reaches_the_worker(caplog
         scenario(app, body, hooks=hooks)
     logged = [r for r in caplog.records if "hook subscriber" in r.getMessage()]
     assert len(logged) == 1 and logged[0].exc_info is not None
+
+
+class CountingBackend(MemoryBackend):
+    """A memory backend that keeps every broker it made (the worker must make them, not a URL)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.made: list[Any] = []
+
+    def broker(self) -> Any:
+        broker = super().broker()
+        self.made.append(broker)
+        return broker
+
+
+def test_after_a_loss_the_worker_makes_a_fresh_broker_from_its_backend_and_consumes_again() -> None:
+    app = fairq.App()
+    ran: list[str] = []
+
+    @app.task(name="quick")
+    def quick(tag: str) -> None:
+        ran.append(tag)
+
+    backend = CountingBackend(f"memory://lost-{uuid.uuid4().hex[:8]}")
+
+    async def main() -> None:
+        worker = Worker(backend=backend, queues=[QueueSpec("q")], tasks=app.tasks, name="lw", threads=1)
+        run = asyncio.ensure_future(worker.run())
+        try:
+            await asyncio.wait_for(worker.ready.wait(), 10)
+            assert backend.made == [worker.broker]
+            first = worker.broker
+            backend.store.drop(first)  # as if its connection died
+            await until(lambda: worker.broker is not first and worker.ready.is_set(), "a new session")
+            assert backend.made == [first, worker.broker]
+            await send(backend, "q", "quick", "after")
+            await until(lambda: ran == ["after"], "the task sent after the loss")
+        finally:
+            worker.stop()
+            await asyncio.wait_for(run, 10)
+
+    asyncio.run(main())
