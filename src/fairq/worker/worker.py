@@ -249,8 +249,8 @@ class Worker:
             return
         self.window.arrived()
         self.watchdog.work_arrived()
-        # Its own task, not the broker client's: aiormq cancels consumer tasks when a channel closes,
-        # and a running task's result must outlive its channel.
+        # Its own task, not the backend's: a backend may cancel its delivery tasks when a channel
+        # closes, and a running task's result must outlive its channel.
         task = asyncio.ensure_future(self.pipeline.handle(delivery))
         self._handling.add(task)
         task.add_done_callback(self._handled)
