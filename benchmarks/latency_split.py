@@ -50,7 +50,8 @@ def pct(values: list[float], p: float) -> float:
 
 def worker(url: str, queue: str, out: str) -> None:
     from fairq import App
-    from fairq.worker import consumer
+    from fairq.broker import open_backend
+    from fairq.worker import worker as engine
 
     app = App(broker=url)
     log = open(out, "a", buffering=1)
@@ -59,16 +60,16 @@ def worker(url: str, queue: str, out: str) -> None:
     def work(i: int, sent: float) -> None:
         log.write(f"start {i} {time.time()}\n")
 
-    original = consumer.Worker._on_delivery
+    original = engine.Worker._on_delivery
 
-    async def on_delivery(self: consumer.Worker, delivery: Any) -> None:
+    async def on_delivery(self: engine.Worker, delivery: Any) -> None:
         log.write(f"delivery {json.loads(delivery.envelope.body)['args'][0]} {time.time()}\n")
         await original(self, delivery)
 
-    consumer.Worker._on_delivery = on_delivery  # type: ignore[method-assign]
+    engine.Worker._on_delivery = on_delivery  # type: ignore[method-assign]
 
     async def run() -> None:
-        w = consumer.Worker(broker_url=url, queues=[app.queue_spec(queue)], tasks=app.tasks, name="split")
+        w = engine.Worker(backend=open_backend(url), queues=[app.queue_spec(queue)], tasks=app.tasks, name="split")
         served = asyncio.ensure_future(w.run())
         await w.ready.wait()
         open(out + ".ready", "w").close()

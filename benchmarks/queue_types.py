@@ -1,6 +1,6 @@
 """What quorum queues cost against classic, for a fairq worker, at each prefetch (issue 4, scope 4).
 
-One worker process's engine (fairq.worker.consumer.Worker, one slot, no-op sync
+One worker process's engine (fairq.worker.worker.Worker, one slot, no-op sync
 task) drains N pre-filled tasks from a classic and from a quorum queue, at each
 prefetch policy, rounds interleaved so the noisy machine hits both alike.
 Prints a Markdown table: tasks/s, and quorum ÷ classic at each prefetch.
@@ -17,9 +17,10 @@ import time
 import uuid
 
 import fairq
-from fairq.broker import connect_url
+from fairq.broker import open_backend
 from fairq.broker.topology import dead_letter_queue
-from fairq.worker.consumer import TaskEvent, Worker
+from fairq.worker.hooks import Event, Finished, Hooks, Started
+from fairq.worker.worker import Worker
 from fairq.worker.policy import Prefetch
 
 URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -41,18 +42,21 @@ async def drain(kind: str, policy: str, count: int) -> float:
     times: list[float] = []
     done = asyncio.Event()
 
-    def observe(event: TaskEvent) -> None:
+    def observe(event: Event) -> None:
         times.append(event.at)
         if len(times) == 2 * count:
             done.set()
 
-    worker = Worker(broker_url=URL, queues=[app.queue_spec(queue)], tasks=app.tasks, name="bench", threads=1,
-                    prefetch=Prefetch.parse(policy), observer=observe)
+    hooks = Hooks()
+    hooks.subscribe(observe, Started, Finished)
+    backend = open_backend(URL)
+    worker = Worker(backend=backend, queues=[app.queue_spec(queue)], tasks=app.tasks, name="bench", threads=1,
+                    prefetch=Prefetch.parse(policy), hooks=hooks)
     run = asyncio.ensure_future(worker.run())
     await done.wait()
     worker.stop()
     await run
-    admin = connect_url(URL)
+    admin = backend.broker()
     await admin.connect()
     for q in (queue, dead_letter_queue(queue)):
         await admin.delete(q)

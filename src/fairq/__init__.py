@@ -34,7 +34,7 @@ from .errors import (
     VhostRefused,
 )
 from .task import Call, Task
-from .worker.consumer import current_worker
+from .worker.context import current_worker
 
 __version__ = "0.1.0"
 

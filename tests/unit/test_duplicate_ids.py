@@ -1,4 +1,4 @@
-"""The de-duplication rule of Worker._handle, without a broker: only a redelivery may take a kept result."""
+"""The de-duplication rule of the worker's pipeline, without a broker: only a redelivery may take a kept result."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import asyncio
 
 import fairq
 from fairq import message as wire
-from fairq.broker import Delivery
-from fairq.worker.consumer import Worker
+from fairq.broker import Delivery, open_backend
+from fairq.worker.worker import Worker
 from fairq.worker.policy import Prefetch
 
 
@@ -42,7 +42,7 @@ def test_a_reused_id_runs_on_first_delivery_and_only_a_redelivery_takes_the_runn
             ran.append(tag)
             await release.wait()
 
-        worker = Worker(broker_url="amqp://guest:guest@127.0.0.1:5672/", queues=[], tasks=app.tasks, name="w",
+        worker = Worker(backend=open_backend("memory://"), queues=[], tasks=app.tasks, name="w",
                         threads=4, prefetch=Prefetch("fair"))
 
         def delivery(tag: str, **flags: object) -> FakeDelivery:
@@ -52,7 +52,7 @@ def test_a_reused_id_runs_on_first_delivery_and_only_a_redelivery_takes_the_runn
         first, reused, redelivered, counted = (delivery("first"), delivery("reused"),
                                                delivery("again", redelivered=True),
                                                delivery("counted", delivery_count=1))
-        handling = [asyncio.ensure_future(worker._handle(d)) for d in (first, reused, redelivered, counted)]
+        handling = [asyncio.ensure_future(worker.pipeline.handle(d)) for d in (first, reused, redelivered, counted)]
         for _ in range(20):  # loop turns enough for all four to start if they would (two do)
             await asyncio.sleep(0)
         assert sorted(ran) == ["first", "reused"]

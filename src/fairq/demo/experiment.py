@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..app import App
-from ..broker import QueueKind, QueueSpec, connect_url
+from ..broker import QueueKind, QueueSpec, open_backend
 from ..broker.topology import dead_letter_queue
 from ..message import Envelope, encode_task
-from ..worker.consumer import RawHandler, TaskEvent, Worker
+from ..worker.hooks import Event, Finished, Hooks, Started
+from ..worker.worker import RawHandler, Worker
 from ..worker.policy import Prefetch
 from . import dots
 from .yardsticks import ideal_greedy, lower_bound
@@ -100,13 +101,14 @@ async def _run_workers(url: str, spec: QueueSpec, names: Sequence[str], prefetch
                        messages: Sequence[tuple[str, Envelope]], *, tasks: dict[str, Any] | None = None,
                        raw: Callable[[str], RawHandler] | None = None) -> list[Span]:
     """Start one single-slot worker per name, publish ``messages`` (label, envelope), wait for all to finish."""
-    started: dict[str, TaskEvent] = {}
+    started: dict[str, Event] = {}
     spans: dict[str, Span] = {}
     all_done = asyncio.Event()
     labels = {env.message_id: label for label, env in messages}
 
-    def observe(event: TaskEvent) -> None:
-        if event.kind == "start":
+    def record(event: Event) -> None:
+        """The recorder: a span from each task's Started to its Finished hook."""
+        if isinstance(event, Started):
             started[event.message_id] = event
             return
         begin = started[event.message_id]
@@ -114,10 +116,16 @@ async def _run_workers(url: str, spec: QueueSpec, names: Sequence[str], prefetch
         if len(spans) == len(messages):
             all_done.set()
 
-    admin = connect_url(url)
+    def hooks() -> Hooks:
+        own = Hooks()
+        own.subscribe(record, Started, Finished)
+        return own
+
+    backend = open_backend(url)
+    admin = backend.broker()
     await admin.connect()
-    workers = [Worker(broker_url=url, queues=[spec], tasks=tasks or {}, name=name, threads=1, prefetch=prefetch,
-                      raw_handler=raw(name) if raw else None, observer=observe) for name in names]
+    workers = [Worker(backend=backend, queues=[spec], tasks=tasks or {}, name=name, threads=1, prefetch=prefetch,
+                      raw_handler=raw(name) if raw else None, hooks=hooks()) for name in names]
     runs = [asyncio.ensure_future(w.run()) for w in workers]
     try:
         await admin.declare(spec)

@@ -13,12 +13,12 @@ import os
 import signal
 import sys
 
-from ..broker import QueueKind, QueueSpec
+from ..broker import QueueKind, QueueSpec, open_backend
 from ..config import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_MESSAGE_BYTES, broker_url
 from ..errors import BrokerError, FairqError, LoginRefused
 from ..logs import configure_logging
 from .config import EXIT_BROKER_LOST, EXIT_CONFIG, EXIT_OK, EXIT_RECYCLE, READY_FD_ENV, WorkerConfig
-from .consumer import State, Worker
+from .worker import State, Worker
 from .loader import load_app, load_callable
 from .policy import Prefetch
 
@@ -36,7 +36,7 @@ def build_worker(config: WorkerConfig, index: int) -> Worker:
         assert app is not None
         specs = [app.queue_spec(q) for q in queue_names]
     return Worker(
-        broker_url=broker_url(),  # the supervisor resolved -b / App(broker=) / env into the env
+        backend=open_backend(broker_url()),  # the supervisor resolved -b / App(broker=) / env into the env
         queues=specs,
         tasks=app.tasks if app else {},
         name=config.process_name(index, os.getpid()),

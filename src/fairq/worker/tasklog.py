@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from ..task import Task
+from .hooks import Event, Finished, Hooks, Started
 from .settlement import Settlement
 
 log = logging.getLogger("fairq.task")
@@ -21,14 +22,17 @@ def wanted() -> bool:
     return log.isEnabledFor(logging.INFO)
 
 
-def event(kind: str, worker: str, task: str, message_id: str, outcome: str = "", seconds: float = 0.0) -> None:
-    """A task's start or end (``kind`` "start" or "finish"), at info."""
-    if not log.isEnabledFor(logging.INFO):
-        return
-    if kind == "start":
-        log.info("%s: start %s %s", worker, task, message_id)
-    else:
-        log.info("%s: end %s %s %s %.3f s", worker, task, message_id, outcome, seconds)
+def subscribe(hooks: Hooks) -> None:
+    """Log each task's start and end through the worker's hooks, while info is on."""
+    hooks.subscribe(line, Started, Finished, when=wanted)
+
+
+def line(event: Event) -> None:
+    """A task's start or end, at info."""
+    if isinstance(event, Started):
+        log.info("%s: start %s %s", event.worker, event.task, event.message_id)
+    elif isinstance(event, Finished):
+        log.info("%s: end %s %s %s %.3f s", event.worker, event.task, event.message_id, event.outcome, event.seconds)
 
 
 def failed(worker: str, label: str, message_id: str, task: Task[Any, Any] | None, attempt: int,

@@ -17,7 +17,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
+
+
+class Timed(Protocol):
+    """What a job may carry for its caller: a record the thread stamps with the start time."""
+
+    started: float
 
 
 class NotStarted(Exception):
@@ -33,10 +39,11 @@ class NotStarted(Exception):
 
 
 class Job:
-    __slots__ = ("fn", "args", "kwargs", "context", "future", "started", "ended", "noted_long", "on_start")
+    __slots__ = ("fn", "args", "kwargs", "context", "future", "started", "ended", "record", "on_start")
 
     def __init__(self, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any],
-                 future: asyncio.Future[Any], on_start: Callable[[float], None] | None = None) -> None:
+                 future: asyncio.Future[Any], on_start: Callable[[float], None] | None = None,
+                 record: Timed | None = None) -> None:
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
@@ -44,7 +51,8 @@ class Job:
         self.future = future
         self.started = 0.0  #: time.time() when a thread took it; 0 while queued
         self.ended = 0.0
-        self.noted_long = False  #: the adaptive window counted it as long while it ran
+        #: The caller's record of this job (slots.Running); its ``started`` is set with the job's.
+        self.record = record
         #: Called on the loop with ``started`` once a thread takes the job (a loop wake-up: only when asked).
         self.on_start = on_start
 
@@ -65,8 +73,8 @@ class ThreadRunner:
             thread.start()
 
     def submit(self, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any],
-               on_start: Callable[[float], None] | None = None) -> Job:
-        job = Job(fn, args, kwargs, self._loop.create_future(), on_start)
+               on_start: Callable[[float], None] | None = None, record: Timed | None = None) -> Job:
+        job = Job(fn, args, kwargs, self._loop.create_future(), on_start, record)
         self._jobs.put(job)
         return job
 
@@ -106,6 +114,8 @@ class ThreadRunner:
             if job is None:
                 return
             job.started = time.time()
+            if job.record is not None:
+                job.record.started = job.started
             self.running.add(job)
             if job.on_start is not None:
                 try:
