@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from .. import message as wire
@@ -143,9 +142,8 @@ class MemoryStore:
         dlq = self.queues.get(dead_letter_queue(queue))
         if dlq is None:
             return
-        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        copy = wire.republished(msg.envelope, **{wire.H_REASON: wire.REASON_DELIVERY_LIMIT,
-                                                 wire.H_QUEUE: queue, wire.H_DEAD_AT: now})
+        copy = wire.republished(msg.envelope, **wire.dead_letter_headers(wire.REASON_DELIVERY_LIMIT),
+                                **wire.dead_letter_stamp(queue))
         heapq.heappush(dlq.ready, _Message(next(self._seq), copy))
 
     def give_back(self, queue: str, msg: _Message, lost: bool) -> None:
