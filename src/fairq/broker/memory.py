@@ -26,17 +26,8 @@ from .. import message as wire
 from ..errors import ChannelClosed, ConfigurationError, ConnectionFailed, PublishRejected, QueueFull
 from ..message import Envelope
 from .base import Broker, Consumer, Delivery, DeliveryHandler, QueueSpec, QueueStats
+from .clock import ManualClock as ManualClock
 from .topology import dead_letter_queue
-
-
-class ManualClock:
-    """A clock a test moves by hand (monotonic seconds); pass it to :class:`MemoryStore`."""
-
-    def __init__(self, start: float = 0.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -357,7 +348,15 @@ class MemoryBroker(Broker):
         self.store.tick()
         with self.store.lock:
             q = self.store.queues.get(queue)
-            return None if q is None else QueueStats(queue, len(q.ready), len(q.consumers))
+            if q is None:
+                return None
+            unacked = sum(1 for broker in self.store.brokers for d in broker.unacked if d.queue == queue)
+            return QueueStats(queue, len(q.ready), len(q.consumers), unacked=unacked, kind="memory")
+
+    async def list_queues(self) -> list[str] | None:
+        self._require()
+        with self.store.lock:
+            return sorted(self.store.queues)
 
     async def get(self, queue: str) -> Delivery | None:
         self._require()

@@ -140,7 +140,14 @@ def stats(conn: sqlite3.Connection, queue: str) -> QueueStats | None:
     if not exists(conn, queue):
         return None
     consumers = conn.execute("SELECT count(*) FROM consumers WHERE queue = ?", (queue,)).fetchone()[0]
-    return QueueStats(queue, _ready(conn, queue, time.time()), int(consumers))
+    unacked = conn.execute("SELECT count(*) FROM messages WHERE queue = ? AND session IS NOT NULL",
+                           (queue,)).fetchone()[0]
+    return QueueStats(queue, _ready(conn, queue, time.time()), int(consumers), unacked=int(unacked), kind="sqlite")
+
+
+def names(conn: sqlite3.Connection) -> list[str]:
+    """Every queue in the file."""
+    return [row[0] for row in conn.execute("SELECT name FROM queues ORDER BY name")]
 
 
 def purge(conn: sqlite3.Connection, queue: str) -> int:
