@@ -10,6 +10,8 @@ the edge (:func:`open_backend`).
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,7 +33,7 @@ class Backend(abc.ABC):
     #: ``amqp`` (also for ``amqps``), ``sqlite`` or ``memory``.
     kind: str
     #: Backend options given to :func:`open_backend` that this backend uses.
-    options: dict[str, Any] = {}
+    options: Mapping[str, Any] = MappingProxyType({})
 
     @abc.abstractmethod
     def broker(self) -> Broker:
