@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, overload
 
-from .broker import QueueKind, QueueSpec
+from .broker import Backend, QueueKind, QueueSpec, open_backend
 from .config import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUE, broker_url
 from .errors import ConfigurationError
 from .loopthread import LoopThread
@@ -44,12 +44,18 @@ class QueueOptions:
 
 
 class App:
-    """Tasks and their broker. Creating an App or defining tasks opens no connection."""
+    """Tasks and their broker. Creating an App or defining tasks opens no connection.
+
+    ``broker``: the broker URL (else ``$FAIRQ_BROKER_URL``, else the default), resolved and
+    opened as a backend at the first send. ``backend``: a backend object instead, e.g. one
+    in-process store shared with a worker in the same process; give one or the other.
+    """
 
     def __init__(
         self,
         broker: str | None = None,
         *,
+        backend: Backend | None = None,
         queue_kind: QueueKind | str = QueueKind.QUORUM,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
@@ -57,7 +63,10 @@ class App:
     ) -> None:
         if delivery_limit < 1:
             raise ConfigurationError(f"delivery_limit must be >= 1, got {delivery_limit}")
+        if broker is not None and backend is not None:
+            raise ConfigurationError("give App either broker= (a URL) or backend=, not both")
         self._broker_url = broker
+        self._backend = backend
         self.queue_kind = QueueKind(queue_kind)
         self.max_message_bytes = max_message_bytes
         self.delivery_limit = delivery_limit
@@ -69,22 +78,31 @@ class App:
 
     @property
     def explicit_broker_url(self) -> str | None:
-        """The URL given as ``App(broker=...)``, if any."""
-        return self._broker_url
+        """The URL given as ``App(broker=...)`` (or of the backend given), if any."""
+        return self._backend.url if self._backend is not None else self._broker_url
 
-    def use_broker(self, url: str | None) -> str | None:
-        """Send to ``url`` from now on (None: back to the environment's), closing the producer connection
-        open now; returns the URL given before, to restore it. How :mod:`fairq.testing` points an app it
-        did not build at a private ``memory://`` store."""
-        previous = self._broker_url
+    def use_backend(self, backend: Backend | None) -> Backend | None:
+        """Send to ``backend`` from now on (None: back to one opened from the URL), closing the producer
+        connection open now; returns the backend in use before (None if none was built yet), to restore
+        it. How :mod:`fairq.testing` points an app it did not build at a private ``memory://`` store."""
+        previous = self._backend
         self.close()
-        self._broker_url = url
+        self._backend = backend
         return previous
 
     @property
     def broker_url(self) -> str:
-        """The broker URL, resolved now (explicit, else ``$FAIRQ_BROKER_URL``, else the default)."""
-        return broker_url(self._broker_url)
+        """The broker URL: the backend's once it is built, else resolved now (explicit, else
+        ``$FAIRQ_BROKER_URL``, else the default)."""
+        return self._backend.url if self._backend is not None else broker_url(self._broker_url)
+
+    @property
+    def backend(self) -> Backend:
+        """Where this app's tasks go: the backend given, else one opened once from :attr:`broker_url`
+        (at the first send, so ``$FAIRQ_BROKER_URL`` may be set after the App is made)."""
+        if self._backend is None:
+            self._backend = open_backend(self.broker_url)
+        return self._backend
 
     # -- definitions --------------------------------------------------------------------
 
@@ -219,7 +237,7 @@ class App:
     def _publish(self, spec: QueueSpec, envelopes: list[Envelope], delay: float, wait_if_full: bool,
                  timeout: float | None) -> list[str]:
         if self._producer is None:
-            self._producer = Producer(self.broker_url)
+            self._producer = Producer(self.backend)
             atexit.register(self.close)
         producer = self._producer
         budget = self.send_timeout if timeout is None else timeout

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from . import message as wire
-from .broker import Broker, Delivery, connect_url
+from .broker import Broker, BrokerDeath, Delivery, open_backend
 from .broker.topology import dead_letter_queue
 from .errors import FairqError
 from .message import Envelope
@@ -69,19 +69,6 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _latest_death(headers: dict[str, Any]) -> dict[str, Any]:
-    """The newest ``x-death`` entry (RabbitMQ puts it first): the one that brought the message here."""
-    deaths = headers.get("x-death")
-    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
-        return deaths[0]
-    return {}
-
-
-def broker_reason(reason: str) -> str:
-    """RabbitMQ's reason in fairq's words: ``delivery_limit`` → ``delivery limit``."""
-    return wire.REASON_DELIVERY_LIMIT if reason == "delivery_limit" else reason.replace("_", " ")
-
-
 def _body_object(envelope: Envelope) -> dict[str, Any] | None:
     """The body as a JSON object, or None (plain bytes, not JSON, not an object)."""
     try:
@@ -100,14 +87,11 @@ def _task_name(envelope: Envelope, body: dict[str, Any] | None) -> str:
     return _text(name) or UNKNOWN
 
 
-def describe(envelope: Envelope) -> DeadLetter:
-    """Read why ``envelope`` is dead: fairq's headers first, else what RabbitMQ recorded."""
+def describe(envelope: Envelope, death: BrokerDeath | None = None) -> DeadLetter:
+    """Read why ``envelope`` is dead: fairq's headers first, else ``death``, what the broker recorded
+    when it dead-lettered the message itself (:attr:`~fairq.broker.Delivery.death`)."""
     headers = envelope.headers
-    death = _latest_death(headers)
-    reason = _text(headers.get(wire.H_REASON))
-    if reason is None:
-        broker = death.get("reason") or headers.get("x-last-death-reason") or headers.get("x-first-death-reason")
-        reason = broker_reason(_text(broker) or "") or UNKNOWN
+    reason = _text(headers.get(wire.H_REASON)) or (death.reason if death else None) or UNKNOWN
     attempts = headers.get(wire.H_ATTEMPTS)
     body = _body_object(envelope) if wire.is_fairq(envelope) else None
     args, kwargs = (body or {}).get("args"), (body or {}).get("kwargs")
@@ -120,13 +104,13 @@ def describe(envelope: Envelope) -> DeadLetter:
         error_message=_text(headers.get(wire.H_ERROR_MESSAGE)),
         attempts=attempts if isinstance(attempts, int) and not isinstance(attempts, bool) else None,
         worker=_text(headers.get(wire.H_WORKER)),
-        dead_at=_text(headers.get(wire.H_DEAD_AT) or death.get("time")),
+        dead_at=_text(headers.get(wire.H_DEAD_AT)) or (death.at if death else None),
         size=len(envelope.body),
         args=args if readable else None,
         kwargs=kwargs if readable else None,
         traceback=_text(headers.get(wire.H_TRACEBACK)),
         sent_at=_text(envelope.timestamp),
-        queue=_text(headers.get(wire.H_QUEUE) or death.get("queue")),
+        queue=_text(headers.get(wire.H_QUEUE)) or (death.queue if death else None),
         body=None if readable else _text(envelope.body),
     )
 
@@ -134,9 +118,9 @@ def describe(envelope: Envelope) -> DeadLetter:
 def revived(envelope: Envelope) -> Envelope:
     """The copy a replay publishes: same body, id and properties; attempts from 0; no trace of its death.
 
-    A kept ``x-delivery-count`` or ``fairq-redeliveries`` would have a worker
-    dead-letter the copy again at once for its delivery limit; a kept ``x-death``
-    could make RabbitMQ drop it as a dead-letter cycle.
+    A kept delivery count would have a worker dead-letter the copy again at once
+    for its delivery limit; a kept broker death record could make the broker drop
+    it as a dead-letter cycle (:func:`fairq.message.republished` drops the broker's headers).
     """
     alive = dataclasses.replace(envelope, headers={
         name: value for name, value in envelope.headers.items() if name not in PAST_LIFE_HEADERS})
@@ -156,10 +140,10 @@ class _Walk:
 async def _walk(url: str, queue: str) -> AsyncIterator[_Walk]:
     """Open ``queue``'s dead-letter queue; on the way out hand back ``kept`` in order, then close.
 
-    On an error the connection just closes: RabbitMQ returns everything unacked,
+    On an error the connection just closes: the broker takes back everything unacked,
     possibly out of order, but nothing is lost.
     """
-    broker = connect_url(url)
+    broker = open_backend(url).broker()
     await broker.connect()
     try:
         dlq = dead_letter_queue(queue)
@@ -169,7 +153,7 @@ async def _walk(url: str, queue: str) -> AsyncIterator[_Walk]:
         yield walk
         for start in range(0, len(walk.kept), RETURN_BATCH):
             await _give_back(broker, dlq, walk.kept[start:start + RETURN_BATCH])
-        # A round trip before closing: aiormq drops frames still queued when it closes (acks sent without waiting).
+        # A round trip before closing: a backend may drop settlements still queued when it closes (sent without waiting).
         await broker.stats(dlq)
     finally:
         await broker.close()
@@ -204,12 +188,12 @@ async def list_dead_letters(url: str, queue: str) -> list[DeadLetter]:
     """Every dead letter of ``queue``, oldest first, all left in place and in order.
 
     An unacked ``get`` hides a message until it is settled, so one pass walks the
-    queue once. Quorum queues count the pass as a delivery (``x-delivery-count`` grows).
+    queue once. Some backends count the pass as a delivery (RabbitMQ's quorum queues).
     """
     async with _walk(url, queue) as walk:
         while (delivery := await walk.broker.get(walk.dlq)) is not None:
             walk.kept.append(delivery)
-        return [describe(d.envelope) for d in walk.kept]
+        return [describe(d.envelope, d.death) for d in walk.kept]
 
 
 async def find(url: str, queue: str, message_id: str | None = None) -> DeadLetter | None:

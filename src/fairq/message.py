@@ -269,14 +269,20 @@ MAX_TRACEBACK_CHARS = 16_000
 def dead_letter_headers(
     reason: str,
     *,
-    worker: str,
+    worker: str | None = None,
     detail: str = "",
     error: BaseException | None = None,
     traceback_text: str | None = None,
     attempts: int | None = None,
 ) -> dict[str, Any]:
-    """The headers that say why a message was dead-lettered (docs/protocol.md)."""
-    headers: dict[str, Any] = {H_REASON: reason, H_WORKER: worker}
+    """The headers that say why a message was dead-lettered (docs/protocol.md): built here and nowhere else.
+
+    ``worker`` is None when the broker itself gave up on the message (its delivery limit).
+    Where and when it died are added by :func:`dead_letter_stamp` as it moves.
+    """
+    headers: dict[str, Any] = {H_REASON: reason}
+    if worker is not None:
+        headers[H_WORKER] = worker
     if error is not None:
         headers[H_ERROR_TYPE] = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
         headers[H_ERROR_MESSAGE] = str(error)
@@ -287,3 +293,8 @@ def dead_letter_headers(
     if attempts is not None:
         headers[H_ATTEMPTS] = attempts
     return headers
+
+
+def dead_letter_stamp(queue: str) -> dict[str, Any]:
+    """The queue a message died in and the time, added as it moves to the dead-letter queue."""
+    return {H_QUEUE: queue, H_DEAD_AT: datetime.now(timezone.utc).isoformat(timespec="milliseconds")}

@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .backoff import Backoff
-from .config import redact
-from .broker import Broker, QueueSpec, connect_url
+from .broker import Backend, Broker, QueueSpec
 from .errors import BrokerError, ChannelClosed, ConnectionFailed, LoginRefused, QueueFull
 from .message import Envelope
 
@@ -26,10 +25,15 @@ _OPEN, _CONFIRMED, _REFUSED = 0, 1, 2
 
 
 class Producer:
-    """Owns one broker connection used only for publishing; lives on one event loop."""
+    """Owns one broker connection used only for publishing; lives on one event loop.
 
-    def __init__(self, url: str) -> None:
-        self._url = url
+    Handed a backend, not a URL, so it can publish into an in-process store (``memory://``)
+    that a worker in the same process consumes from; it asks the backend for a new
+    connection at first use and again after each loss.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
         self._broker: Broker | None = None
         self._declared: set[str] = set()
         self._lock: asyncio.Lock | None = None
@@ -39,7 +43,7 @@ class Producer:
             self._lock = asyncio.Lock()
         async with self._lock:
             if self._broker is None:
-                broker = connect_url(self._url)
+                broker = self.backend.broker()
                 await broker.connect()
                 self._broker = broker
             if spec.name not in self._declared:
@@ -85,7 +89,7 @@ class Producer:
                 refused = await _Pass(broker, spec.name, pending, delay, window, progress).run()
                 if not refused:
                     if announced:
-                        log.info("publishing to %s again", redact(self._url))
+                        log.info("publishing to %s again", self.backend.display_url)
                     return len(envelopes)
                 pending = refused
                 raise QueueFull(f"queue {spec.name!r} is full: {len(envelopes) - len(pending)} of {len(envelopes)} "

@@ -7,12 +7,9 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from .errors import ConfigurationError, EncodeError
-
-if TYPE_CHECKING:
-    from .app import App
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -40,12 +37,26 @@ class Call:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
+class Sender(Protocol):
+    """What a task needs from its app: a way to send calls (:class:`~fairq.App` is one).
+
+    Named here so that task.py and app.py never import each other.
+    """
+
+    def send(self, task: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
+             *, queue: str = ..., delay: float = 0.0, wait_if_full: bool = False,
+             timeout: float | None = None) -> str: ...
+
+    def send_many(self, task: str, calls: Iterable[Call], *, queue: str = ...,
+                  wait_if_full: bool = False, timeout: float | None = None) -> list[str]: ...
+
+
 class Task(Generic[P, R]):
     """What ``@app.task`` returns. Calling it runs the function here; ``send`` enqueues it."""
 
     def __init__(
         self,
-        app: App,
+        app: Sender,
         fn: Callable[P, R],
         *,
         name: str,

@@ -19,6 +19,8 @@ from helpers import TASKS, Amqp, Journal, run_cli, wait_for, worker_process
 
 from fairq import message as wire
 from fairq.broker.topology import dead_letter_queue
+from fairq.broker import BrokerDeath
+from fairq.broker.rabbitmq import death_of
 from fairq.deadletters import describe, revived
 from fairq.message import Envelope
 
@@ -278,7 +280,9 @@ def test_the_newest_broker_death_wins_and_a_replayed_copy_keeps_only_what_a_send
                            {"reason": "expired", "queue": "fairq.delay.03", "count": 2}],
                "x-first-death-reason": "expired", "x-delivery-count": 20, wire.H_REDELIVERIES: 4}
     envelope = Envelope(body=b'{"task": "record"}', headers=headers, message_id="m1", content_type="application/json")
-    assert describe(envelope).reason == "delivery limit"
+    assert death_of(envelope.headers) == BrokerDeath("delivery limit", "q")  # the RabbitMQ backend reads x-death
+    assert describe(envelope, death_of(envelope.headers)).reason == "delivery limit"
+    assert describe(envelope).reason == "(unknown)"  # describe itself never reads x- headers
     copy = revived(envelope)
     assert copy.headers == {wire.H_PROTOCOL: 1, wire.H_TASK: "record", wire.H_ATTEMPT: 0, "custom": "kept"}
     assert (copy.body, copy.message_id, copy.content_type) == (envelope.body, "m1", "application/json")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiormq.exceptions as amqp_errors
 import pytest
 
-from fairq.broker.rabbitmq_errors import translate, vhost_of
+from fairq.broker.rabbitmq.errors import translate, vhost_of
 from fairq.errors import ConnectionFailed, LoginRefused, VhostRefused
 
 URL = "amqp://guest:***@127.0.0.1:5672/apps%2Fone"

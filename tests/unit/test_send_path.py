@@ -15,9 +15,8 @@ import pytest
 from pamqp import commands as spec
 from pamqp.header import ContentHeader
 
-import fairq.producer
 from fairq import message as wire
-from fairq.broker import Broker, QueueSpec
+from fairq.broker import Backend, Broker, QueueSpec
 from fairq.broker.rabbitmq import SharedProperties, to_properties
 from fairq.errors import BrokerError, ChannelClosed, EncodeError, QueueFull
 from fairq.message import Envelope
@@ -164,11 +163,22 @@ class World:
         self.confirmed: list[str] = []
 
 
+class WorldBackend(Backend):
+    """A backend whose every connection is a fake broker on ``world``: the producer asks it after each loss."""
+
+    kind = "memory"
+
+    def __init__(self, world: World) -> None:
+        self.url = self.display_url = "fake://world"
+        self.world = world
+
+    def broker(self) -> Broker:
+        return MemoryBroker(self.world)
+
+
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    world = World()
-    monkeypatch.setattr(fairq.producer, "connect_url", lambda url: MemoryBroker(world))
-    yield world
+def world() -> Iterator[World]:
+    yield World()
 
 
 def envelopes(count: int) -> list[Envelope]:
@@ -193,7 +203,7 @@ def test_a_batch_that_keeps_moving_finishes_however_much_longer_than_the_timeout
 
     async def send() -> int:
         started = asyncio.get_running_loop().time()
-        sent = await Producer("memory://").publish_many(QueueSpec("q"), batch, window=10, timeout=0.1)
+        sent = await Producer(WorldBackend(world)).publish_many(QueueSpec("q"), batch, window=10, timeout=0.1)
         loop_time.append(asyncio.get_running_loop().time() - started)
         return sent
 
@@ -207,7 +217,7 @@ def test_a_broker_that_confirms_nothing_is_given_up_on_after_the_timeout(world: 
     world.confirm_after = None
 
     async def send() -> None:
-        await Producer("memory://").publish_many(QueueSpec("q"), envelopes(50), window=10, timeout=0.2)
+        await Producer(WorldBackend(world)).publish_many(QueueSpec("q"), envelopes(50), window=10, timeout=0.2)
 
     loop = asyncio.new_event_loop()
     try:
@@ -233,7 +243,7 @@ def test_a_lost_connection_republishes_every_unconfirmed_message_on_a_new_one(wo
     batch = envelopes(500)
 
     async def send() -> int:
-        return await Producer("memory://").publish_many(QueueSpec("q"), batch, window=50, timeout=5)
+        return await Producer(WorldBackend(world)).publish_many(QueueSpec("q"), batch, window=50, timeout=5)
 
     assert run(send) == 500
     assert world.connections == 2
@@ -245,7 +255,7 @@ def test_a_full_queue_refuses_or_waits_for_room(world: World) -> None:
     batch = envelopes(50)
 
     async def refuse() -> int:
-        return await Producer("memory://").publish_many(QueueSpec("q", max_length=30), batch, window=10, timeout=5)
+        return await Producer(WorldBackend(world)).publish_many(QueueSpec("q", max_length=30), batch, window=10, timeout=5)
 
     with pytest.raises(QueueFull, match="30 of 50 accepted"):
         run(refuse)
@@ -259,7 +269,7 @@ def test_a_full_queue_refuses_or_waits_for_room(world: World) -> None:
 
         room = asyncio.ensure_future(make_room())
         try:
-            return await Producer("memory://").publish_many(QueueSpec("q"), batch, window=10, wait_if_full=True,
+            return await Producer(WorldBackend(world)).publish_many(QueueSpec("q"), batch, window=10, wait_if_full=True,
                                                             timeout=5)
         finally:
             await room

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .backend import SCHEMES, Backend, MemoryBackend, RabbitMQBackend, SQLiteBackend, open_backend
-from .base import Broker, Consumer, Delivery, QueueKind, QueueSpec, QueueStats
+from .base import Broker, BrokerDeath, Consumer, Delivery, QueueKind, QueueSpec, QueueStats
 
 
 def connect_url(url: str) -> Broker:
@@ -11,5 +11,5 @@ def connect_url(url: str) -> Broker:
     return open_backend(url).broker()
 
 
-__all__ = ["SCHEMES", "Backend", "Broker", "Consumer", "Delivery", "MemoryBackend", "QueueKind", "QueueSpec",
+__all__ = ["SCHEMES", "Backend", "Broker", "BrokerDeath", "Consumer", "Delivery", "MemoryBackend", "QueueKind", "QueueSpec",
            "QueueStats", "RabbitMQBackend", "SQLiteBackend", "connect_url", "open_backend"]

@@ -10,6 +10,9 @@ the edge (:func:`open_backend`).
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import redact
@@ -29,6 +32,8 @@ class Backend(abc.ABC):
     display_url: str
     #: ``amqp`` (also for ``amqps``), ``sqlite`` or ``memory``.
     kind: str
+    #: Backend options given to :func:`open_backend` that this backend uses.
+    options: Mapping[str, Any] = MappingProxyType({})
 
     @abc.abstractmethod
     def broker(self) -> Broker:
@@ -36,18 +41,24 @@ class Backend(abc.ABC):
 
 
 class RabbitMQBackend(Backend):
-    """RabbitMQ at an ``amqp://`` or ``amqps://`` URL."""
+    """RabbitMQ at an ``amqp://`` or ``amqps://`` URL.
+
+    ``management_url``: its management API, which lists queues and counts unacked
+    messages (``fairq status``); None to never ask it.
+    """
 
     kind = "amqp"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, management_url: str | None = None) -> None:
         self.url = url
         self.display_url = redact(url)
+        self.management_url = management_url
+        self.options = {"management_url": management_url} if management_url else {}
 
     def broker(self) -> Broker:
         from .rabbitmq import RabbitMQBroker
 
-        return RabbitMQBroker(self.url)
+        return RabbitMQBroker(self.url, management_url=self.management_url)
 
 
 class SQLiteBackend(Backend):
@@ -82,16 +93,19 @@ class MemoryBackend(Backend):
         return MemoryBroker.on(self.store, self.url)
 
 
-def open_backend(url: str) -> Backend:
+def open_backend(url: str, *, management_url: str | None = None) -> Backend:
     """The backend for ``url``, picked by its scheme; each is imported only when asked for, so memory
     and sqlite users need no AMQP client loaded.
 
     ``amqp://``/``amqps://``: RabbitMQ; ``sqlite:///path``: the embedded broker; ``memory://[NAME]``:
     in-process (each NAME its own store).
+
+    Options a backend has no use for are ignored, so one call serves every scheme:
+    ``management_url`` is RabbitMQ's management API (see :class:`RabbitMQBackend`).
     """
     scheme = urlsplit(url).scheme
     if scheme in ("amqp", "amqps"):
-        return RabbitMQBackend(url)
+        return RabbitMQBackend(url, management_url=management_url)
     if scheme == "sqlite":
         return SQLiteBackend(url)
     if scheme == "memory":

@@ -28,7 +28,6 @@ import asyncio
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from .. import message as wire
@@ -63,11 +62,24 @@ class QueueSpec:
 
 @dataclass(frozen=True)
 class QueueStats:
-    """What the broker tells about a queue without a management API."""
+    """What a backend tells about a queue; None where it cannot tell (RabbitMQ without its management API)."""
 
     name: str
     ready: int
     consumers: int
+    #: Handed out and not yet settled.
+    unacked: int | None = None
+    #: How the backend stores the queue, in its own words (``quorum``, ``classic``, ``sqlite``, ``memory``).
+    kind: str | None = None
+
+
+@dataclass(frozen=True)
+class BrokerDeath:
+    """Why the broker itself (not a fairq worker) dead-lettered a message, as the broker recorded it."""
+
+    reason: str  #: in fairq's words: ``delivery limit``, ``expired``, ``rejected``, ``maxlen``
+    queue: str | None = None  #: the queue it died in
+    at: str | None = None  #: when, ISO 8601
 
 
 class Delivery(abc.ABC):
@@ -78,6 +90,17 @@ class Delivery(abc.ABC):
     redelivered: bool
     #: How often the broker has handed this message out before (quorum queues count it); None if unknown.
     delivery_count: int | None
+
+    @property
+    def death(self) -> BrokerDeath | None:
+        """The broker's own record of dead-lettering this message; None unless the broker did it."""
+        return None
+
+    @property
+    def death_reason(self) -> str | None:
+        """Why the broker itself dead-lettered this message (``delivery limit``...); None unless it did."""
+        death = self.death
+        return death.reason if death is not None else None
 
     @property
     @abc.abstractmethod
@@ -183,6 +206,11 @@ class Broker(abc.ABC):
     async def stats(self, queue: str) -> QueueStats | None:
         """Ready count and consumers of ``queue``; None if it does not exist."""
 
+    async def list_queues(self) -> list[str] | None:
+        """Every queue this backend holds (fairq's internal ones and dead-letter queues included),
+        or None when it cannot list them (RabbitMQ without an answering management API)."""
+        return None
+
     @abc.abstractmethod
     async def get(self, queue: str) -> Delivery | None:
         """Take one message without subscribing (None if the queue is empty)."""
@@ -196,18 +224,12 @@ class Broker(abc.ABC):
         """Delete every ready message of ``queue``; returns how many."""
 
     async def dead_letter(self, delivery: Delivery, headers: dict[str, Any]) -> None:
-        """Move ``delivery`` to its dead-letter queue with ``headers`` added, then ack it.
+        """Move ``delivery`` to its dead-letter queue with ``headers`` (from
+        :func:`~fairq.message.dead_letter_headers`) and the stamp of where and when, then ack it.
 
         The broker's ``x-`` headers (``x-death`` from delay levels, delivery counts)
         are left behind: the reason is in fairq's headers.
         """
-        copy = wire.republished(
-            delivery.envelope,
-            **headers,
-            **{
-                wire.H_QUEUE: delivery.queue,
-                wire.H_DEAD_AT: datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-            },
-        )
+        copy = wire.republished(delivery.envelope, **headers, **wire.dead_letter_stamp(delivery.queue))
         await self.publish(dead_letter_queue(delivery.queue), copy)
         await delivery.ack()

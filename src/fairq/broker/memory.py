@@ -20,24 +20,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from .. import message as wire
 from ..errors import ChannelClosed, ConfigurationError, ConnectionFailed, PublishRejected, QueueFull
 from ..message import Envelope
 from .base import Broker, Consumer, Delivery, DeliveryHandler, QueueSpec, QueueStats
+from .clock import ManualClock as ManualClock
 from .topology import dead_letter_queue
-
-
-class ManualClock:
-    """A clock a test moves by hand (monotonic seconds); pass it to :class:`MemoryStore`."""
-
-    def __init__(self, start: float = 0.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -143,9 +133,8 @@ class MemoryStore:
         dlq = self.queues.get(dead_letter_queue(queue))
         if dlq is None:
             return
-        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        copy = wire.republished(msg.envelope, **{wire.H_REASON: wire.REASON_DELIVERY_LIMIT,
-                                                 wire.H_QUEUE: queue, wire.H_DEAD_AT: now})
+        copy = wire.republished(msg.envelope, **wire.dead_letter_headers(wire.REASON_DELIVERY_LIMIT),
+                                **wire.dead_letter_stamp(queue))
         heapq.heappush(dlq.ready, _Message(next(self._seq), copy))
 
     def give_back(self, queue: str, msg: _Message, lost: bool) -> None:
@@ -359,7 +348,15 @@ class MemoryBroker(Broker):
         self.store.tick()
         with self.store.lock:
             q = self.store.queues.get(queue)
-            return None if q is None else QueueStats(queue, len(q.ready), len(q.consumers))
+            if q is None:
+                return None
+            unacked = sum(1 for broker in self.store.brokers for d in broker.unacked if d.queue == queue)
+            return QueueStats(queue, len(q.ready), len(q.consumers), unacked=unacked, kind="memory")
+
+    async def list_queues(self) -> list[str] | None:
+        self._require()
+        with self.store.lock:
+            return sorted(self.store.queues)
 
     async def get(self, queue: str) -> Delivery | None:
         self._require()

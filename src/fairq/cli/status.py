@@ -56,7 +56,7 @@ def unnamed_hint(rows: list[QueueRow], with_management: bool, management_url: st
                  broker_url: str = "amqp://") -> str:
     """The line under an unnamed ``status``: what it could see, what it could not, and how to narrow it."""
     if with_management:
-        return "every queue on the broker (management API); narrow it with MODULE (its tasks' queues) or -Q NAME"
+        return "every queue the broker lists; narrow it with MODULE (its tasks' queues) or -Q NAME"
     looked = discoverable_queues()
     missing = [name for name in looked if name not in {row.name for row in rows}]
     which = (f"only {looked[0]} was looked up (set ${QUEUES_ENV} to look up more)" if len(looked) == 1 else

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..app import App
-from ..broker import QueueSpec
+from ..broker import QueueSpec, open_backend
 from ..broker.memory import ManualClock
 from ..broker.topology import dead_letter_queue
 from ..deadletters import DeadLetter, describe
@@ -69,7 +69,7 @@ class TestQueue:
         self._loop = LoopThread("fairq-testing")
         self._reported: set[int] = set()  # store sequence numbers of dead letters already reported
         self._generation = 0
-        self._previous = app.use_broker(self.url)
+        self._previous = app.use_backend(open_backend(self.url))
         self._closed = False
 
     def __enter__(self) -> TestQueue:
@@ -83,7 +83,7 @@ class TestQueue:
         if self._closed:
             return
         self._closed = True
-        self.app.use_broker(self._previous)
+        self.app.use_backend(self._previous)
         self._loop.stop()
         _store.forget(self.url)
 

@@ -279,6 +279,11 @@ class SQLiteBroker(Broker):
             raise ConnectionFailed(f"{self.display_url}: not connected")
         return await self.db.run(partial(queues.stats, queue=queue))  # a read: no write lock, no commit
 
+    async def list_queues(self) -> list[str] | None:
+        if not self.connected:
+            raise ConnectionFailed(f"{self.display_url}: not connected")
+        return await self.db.run(queues.names)  # a read, as stats
+
     async def get(self, queue: str) -> Delivery | None:
         found = await self._write(partial(queues.claim, queue=queue, session=self.session, limit=1))
         if found is None:

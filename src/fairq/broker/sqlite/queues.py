@@ -6,7 +6,7 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from ... import message as wire
@@ -112,8 +112,7 @@ def claim(conn: sqlite3.Connection, queue: str, session: int, limit: int) -> tup
 
 def _dead(conn: sqlite3.Connection, queue: str, row: Row, now: float) -> None:
     headers = {k: v for k, v in row.envelope.headers.items() if not k.startswith("x-")}
-    headers.update({wire.H_REASON: wire.REASON_DELIVERY_LIMIT, wire.H_QUEUE: queue,
-                    wire.H_DEAD_AT: datetime.now(timezone.utc).isoformat(timespec="milliseconds")})
+    headers.update(wire.dead_letter_headers(wire.REASON_DELIVERY_LIMIT), **wire.dead_letter_stamp(queue))
     conn.execute("UPDATE messages SET queue = ?, headers = ?, ready_at = ?, delivery_count = 0, redelivered = 0 "
                  "WHERE id = ?", (dead_letter_queue(queue), json.dumps(headers, default=_json_default), now, row.id))
 
@@ -147,7 +146,14 @@ def stats(conn: sqlite3.Connection, queue: str) -> QueueStats | None:
     if not exists(conn, queue):
         return None
     consumers = conn.execute("SELECT count(*) FROM consumers WHERE queue = ?", (queue,)).fetchone()[0]
-    return QueueStats(queue, _ready(conn, queue, time.time()), int(consumers))
+    unacked = conn.execute("SELECT count(*) FROM messages WHERE queue = ? AND session IS NOT NULL",
+                           (queue,)).fetchone()[0]
+    return QueueStats(queue, _ready(conn, queue, time.time()), int(consumers), unacked=int(unacked), kind="sqlite")
+
+
+def names(conn: sqlite3.Connection) -> list[str]:
+    """Every queue in the file."""
+    return [row[0] for row in conn.execute("SELECT name FROM queues ORDER BY name")]
 
 
 def purge(conn: sqlite3.Connection, queue: str) -> int:

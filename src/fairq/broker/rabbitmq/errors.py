@@ -10,8 +10,8 @@ from urllib.parse import unquote, urlsplit
 
 import aiormq.exceptions as amqp_errors
 
-from ..config import redact
-from ..errors import (BrokerError, ChannelClosed, ConnectionFailed, LoginRefused, PublishRejected, QueueFull,
+from ...config import redact
+from ...errors import (BrokerError, ChannelClosed, ConnectionFailed, LoginRefused, PublishRejected, QueueFull,
                       TLSRefused, VhostRefused)
 
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..errors import ConfigurationError
-from .topology import DELAY_DELIVER_EXCHANGE, delay_level
+from ...errors import ConfigurationError
+from ..topology import DELAY_DELIVER_EXCHANGE, delay_level
 
 #: One unit of delay, in milliseconds: delays are rounded up to it (never early).
 UNIT_MS = 100
