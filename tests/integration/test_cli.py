@@ -220,4 +220,4 @@ def test_status_without_arguments_shows_every_queue_the_management_api_lists(
     rows = [[c.strip() for c in line.strip("│ ").split("│")] for line in result.stdout.splitlines() if "│" in line]
     assert rows == [["emails", "classic", "0", "0", "1", "0"], ["images", "quorum", "7", "2", "3", "4"]]
     assert result.stdout.strip().splitlines()[-1] == (
-        "every queue on the broker (management API); narrow it with MODULE (its tasks' queues) or -Q NAME")
+        "every queue the broker lists; narrow it with MODULE (its tasks' queues) or -Q NAME")
