@@ -5,6 +5,7 @@ Everything here is a short-lived pika BlockingConnection; nothing is timed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator
@@ -64,6 +65,32 @@ def wait_consumers(url: str, queue: str, expected: int, timeout: float, alive: C
             return
         if time.monotonic() > deadline:
             raise TimeoutError(f"{queue}: {found[1] if found else 0} of {expected} consumers after {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def fairq_consumers(url: str, queue: str) -> int:
+    """Consumers of ``queue`` as fairq's own backend reports them (how a SQLite run is watched)."""
+    from fairq.broker import open_backend
+
+    async def count() -> int:
+        broker = open_backend(url).broker()
+        await broker.connect()
+        try:
+            stats = await broker.stats(queue)
+            return stats.consumers if stats is not None else 0
+        finally:
+            await broker.close()
+
+    return asyncio.run(count())
+
+
+def wait_fairq_consumers(url: str, queue: str, expected: int, timeout: float, alive: Callable[[], None]) -> None:
+    """:func:`wait_consumers` for a backend other than the shared RabbitMQ, through fairq's seam."""
+    deadline = time.monotonic() + timeout
+    while (found := fairq_consumers(url, queue)) < expected:
+        alive()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{queue}: {found} of {expected} consumers after {timeout:.0f} s")
         time.sleep(0.1)
 
 

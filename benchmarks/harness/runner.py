@@ -62,9 +62,11 @@ class Run:
         self.events = EventFile(self.dir / "events")
         self.workers: Workers | None = None
         path = [str(SYSTEMS_DIR)] + ([str(ctx.fairq_path)] if ctx.fairq_path else [])
-        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "BENCH_BROKER_URL": ctx.url,
+        #: Where this run's system talks to: the shared RabbitMQ, or a SQLite file of its own (fairq only).
+        self.url = f"sqlite://{self.dir / 'broker.db'}" if system.backend == "sqlite" else ctx.url
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "BENCH_BROKER_URL": self.url,
                     "BENCH_QUEUE": self.queue, "BENCH_EVENTS": str(self.events.path), "BENCH_MODE": system.mode,
-                    "FAIRQ_BROKER_URL": ctx.url, "PYTHONUNBUFFERED": "1"}
+                    "FAIRQ_BROKER_URL": self.url, "PYTHONUNBUFFERED": "1"}
 
     def __enter__(self) -> Run:
         if self.system.family == "raw":
@@ -74,7 +76,8 @@ class Run:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self.workers is not None:
             self.workers.stop()
-        broker.delete_run(self.ctx.url, self.queue)
+        if self.system.backend == "amqp":
+            broker.delete_run(self.ctx.url, self.queue)  # a SQLite run's file goes with the run's directory
 
     def send(self, tasks: Sequence[Task], interval: float = 0.0, warmup: bool = False, chunk: int = 0) -> float:
         """Send ``tasks`` with the system's own client in a fresh process; returns its timed seconds.
@@ -108,7 +111,11 @@ class Run:
 
     def wait_ready(self, processes: int, timeout: float = 60.0) -> None:
         """Wait until every worker consumes the run's queue."""
-        broker.wait_consumers(self.ctx.url, self.queue, self.system.expected_consumers(processes), timeout, self.check)
+        expected = self.system.expected_consumers(processes)
+        if self.system.backend == "sqlite":
+            broker.wait_fairq_consumers(self.url, self.queue, expected, timeout, self.check)
+        else:
+            broker.wait_consumers(self.ctx.url, self.queue, expected, timeout, self.check)
 
     def wait_events(self, expected: int, timeout: float) -> list[Event]:
         """Wait until ``expected`` tasks have recorded their end; return the events."""

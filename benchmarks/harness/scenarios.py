@@ -207,8 +207,14 @@ def latency(ctx: Context, policies: Sequence[str], rounds: int) -> Table:
 # -- dispatch: W1, W2, mixed --------------------------------------------------------------------
 
 
+#: fairq policies whose balance is also measured on the embedded SQLite broker (issue 13).
+SQLITE_DISPATCH_POLICIES = ("fair", "adaptive")
+
+
 def _dispatch_systems(policies: Sequence[str], slots: int) -> list[System]:
-    return [*[systems.fairq(p) for p in policies], systems.celery("default", slots, one_node=False),
+    return [*[systems.fairq(p) for p in policies],
+            *[systems.fairq(p, backend="sqlite") for p in policies if p in SQLITE_DISPATCH_POLICIES],
+            systems.celery("default", slots, one_node=False),
             systems.celery("fair", slots, one_node=False), systems.celery("default", slots, one_node=True),
             systems.dramatiq("default", slots)]
 

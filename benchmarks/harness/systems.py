@@ -25,6 +25,7 @@ class System:
     queue_kind: str = "classic"
     one_node: bool = True  #: Celery: one node with N pool processes (else N nodes with one each)
     confirms: str = ""  #: how the sender waits for the broker
+    backend: str = "amqp"  #: fairq only: "amqp" (the shared RabbitMQ) or "sqlite" (a file of the run's own)
 
     @property
     def label(self) -> str:
@@ -59,7 +60,10 @@ class System:
                 for _ in range(processes)]
 
 
-def fairq(policy: str, kind: str = "quorum") -> System:
+def fairq(policy: str, kind: str = "quorum", backend: str = "amqp") -> System:
+    if backend == "sqlite":
+        return System("fairq", f"fairq --prefetch {policy}, SQLite broker", policy=policy, queue_kind="sqlite",
+                      confirms="yes (send_many: one transaction per batch)", backend="sqlite")
     suffix = ", classic queue" if kind == "classic" else ""
     return System("fairq", f"fairq --prefetch {policy}{suffix}", mode=kind, policy=policy, queue_kind=kind,
                   confirms="yes, pipelined (send_many, window 1000)")
