@@ -141,11 +141,26 @@ def test_a_queue_bound_the_old_way_moves_to_the_new_binding_and_gets_each_messag
     channel.queue_bind(queue, DELIVER, old_key)
     app = App(broker=private_vhost)
     try:
-        app.send("m.f", ["declared"], queue=queue)  # a declare on the old topology: no 406
+        app.send("m.f", ["declared"], queue=queue, delay=0.1)  # the chain and its binding, on the old topology: no 406
     finally:
         app.close()
+    wait_for(lambda: amqp.ready(queue) == 1, what="the delayed message, once")
     channel.confirm_delivery()
     channel.basic_publish(DELIVER, delay_key(0, queue), b"{}", mandatory=True)
     # Confirmed once routed to every queue it matched: a second copy would be there already.
     wait_for(lambda: amqp.ready(queue) >= 2, what="the message through the end of the chain")
     assert amqp.ready(queue) == 2 and amqp.ready(UNROUTABLE) == 0
+
+
+def test_a_producer_declares_the_delay_chain_at_its_first_delayed_send_not_before(private_vhost: str,
+                                                                                 vhost_amqp: Amqp) -> None:
+    amqp, queue = vhost_amqp, unique()
+    app = App(broker=private_vhost)
+    try:
+        app.send("m.f", ["now"], queue=queue)
+        assert amqp.exists(queue) and not amqp.exists(UNROUTABLE)  # the chain's queues: none yet
+        app.send("m.f", ["later"], queue=queue, delay=0.1)
+        assert amqp.exists(UNROUTABLE) and amqp.exists(FIRST_LEVEL)
+        wait_for(lambda: amqp.ready(queue) == 2, what="the delayed message through the chain")
+    finally:
+        app.close()
