@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pika
 import pytest
-from helpers import TASKS, Amqp, Journal, rabbitmqctl, unique, wait_for, worker_process
+from helpers import TASKS, Amqp, Journal, unique, wait_for, worker_process
 
 from fairq import App
 
@@ -63,19 +61,6 @@ def take_unroutable(amqp: Amqp, message_id: str, timeout: float = 20.0) -> tuple
         return found
 
     return wait_for(look, timeout, interval=0.1, what=f"{message_id} in {UNROUTABLE}")
-
-
-@pytest.fixture
-def private_vhost(broker_url: str) -> Iterator[str]:
-    """A fresh virtual host on the shared node, where fairq has never declared anything; deleted afterwards."""
-    vhost = unique("fairq-test-vhost")
-    user = urlsplit(broker_url).username or "guest"
-    rabbitmqctl("add_vhost", vhost)
-    try:
-        rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
-        yield urlunsplit(urlsplit(broker_url)._replace(path="/" + vhost))
-    finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
 
 
 @pytest.fixture
