@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, overload
 
-from .broker import Backend, QueueKind, QueueSpec, open_backend
+from .broker import Backend, QueueKind, QueueSpec, kind_option, open_backend
 from .config import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUE, broker_url
 from .errors import ConfigurationError
 from .loopthread import LoopThread
@@ -31,15 +31,13 @@ R = TypeVar("R")
 #: How long ``send`` waits for a broker that is down, blocked or full (when asked to wait) before raising;
 #: for a batch, how long it may go without a single confirm.
 DEFAULT_SEND_TIMEOUT = 30.0
-#: Added to a queue's longest task time limit for its per-queue consumer timeout (RabbitMQ 3.12+).
-CONSUMER_TIMEOUT_MARGIN = 60.0
 
 
 @dataclass(frozen=True)
 class QueueOptions:
     """How fairq creates one queue (see :meth:`App.queue`)."""
 
-    kind: QueueKind | None = None
+    kind: QueueKind | None = None  #: None: the app's
     max_length: int | None = None
 
 
@@ -49,6 +47,9 @@ class App:
     ``broker``: the broker URL (else ``$FAIRQ_BROKER_URL``, else the default), resolved and
     opened as a backend at the first send. ``backend``: a backend object instead, e.g. one
     in-process store shared with a worker in the same process; give one or the other.
+
+    ``queue_kind``: how RabbitMQ creates a missing queue (:class:`~fairq.QueueKind`; None: its
+    backend's default, quorum), a backend option: SQLite and memory ignore it.
     """
 
     def __init__(
@@ -56,7 +57,7 @@ class App:
         broker: str | None = None,
         *,
         backend: Backend | None = None,
-        queue_kind: QueueKind | str = QueueKind.QUORUM,
+        queue_kind: QueueKind | str | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
         send_timeout: float = DEFAULT_SEND_TIMEOUT,
@@ -67,7 +68,8 @@ class App:
             raise ConfigurationError("give App either broker= (a URL) or backend=, not both")
         self._broker_url = broker
         self._backend = backend
-        self.queue_kind = QueueKind(queue_kind)
+        kind_option(queue_kind)  # refuse an unknown kind now, not at the first send
+        self.queue_kind = QueueKind(queue_kind) if queue_kind is not None else None
         self.max_message_bytes = max_message_bytes
         self.delivery_limit = delivery_limit
         self.send_timeout = send_timeout
@@ -175,9 +177,11 @@ class App:
         return register(fn) if fn is not None else register
 
     def queue(self, name: str, *, kind: QueueKind | str | None = None, max_length: int | None = None) -> None:
-        """Say how fairq creates queue ``name``: its type, and a ``max_length`` beyond which ``send`` is refused."""
+        """Say how fairq creates queue ``name``: a ``max_length`` beyond which ``send`` is refused, and on
+        RabbitMQ its type (``kind``, else the app's ``queue_kind``)."""
         if max_length is not None and max_length < 1:
             raise ConfigurationError(f"max_length must be >= 1, got {max_length}")
+        kind_option(kind or None)
         self._queue_options[name] = QueueOptions(QueueKind(kind) if kind else None, max_length)
 
     def queues(self) -> list[str]:
@@ -190,10 +194,10 @@ class App:
         limits = [t.time_limit for t in self.tasks.values() if t.queue == queue and t.time_limit]
         return QueueSpec(
             queue,
-            options.kind or self.queue_kind,
             max_length=options.max_length,
             delivery_limit=self.delivery_limit,
-            consumer_timeout=max(limits) + CONSUMER_TIMEOUT_MARGIN if limits else None,
+            task_time_limit=max(limits) if limits else None,
+            options=kind_option(options.kind or self.queue_kind),
         )
 
     # -- sending ------------------------------------------------------------------------
@@ -228,11 +232,11 @@ class App:
     def send_plain(self, queue: str, body: bytes, *, count: int = 1) -> list[str]:
         """Publish ``body`` as a plain persistent message (no fairq headers), as the article's task.py does.
 
-        The queue is created classic and durable without arguments if missing, so
-        programs that declare it the article's way can share it.
+        On RabbitMQ the queue is created classic and durable without arguments if missing
+        (:attr:`QueueKind.PLAIN`), so programs that declare it the article's way can share it.
         """
         envelopes = [Envelope(body=body, message_id=message_id) for message_id in new_message_ids(count)]
-        return self._publish(QueueSpec(queue, QueueKind.PLAIN), envelopes, 0.0, False, None)
+        return self._publish(QueueSpec(queue, options=kind_option(QueueKind.PLAIN)), envelopes, 0.0, False, None)
 
     def _publish(self, spec: QueueSpec, envelopes: list[Envelope], delay: float, wait_if_full: bool,
                  timeout: float | None) -> list[str]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 
@@ -16,10 +15,6 @@ DEFAULT_QUEUE = "default"
 DEFAULT_DELIVERY_LIMIT = 5
 #: Messages larger than this are refused at ``send`` (PRODUCT.md: 1 MiB default).
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
-
-#: Query parameters of an ``amqps://`` URL that aiormq reads to set up TLS; the first three name files.
-TLS_FILES = ("cafile", "certfile", "keyfile")
-TLS_PARAMS = (*TLS_FILES, "capath", "cadata", "no_verify_ssl")
 
 _PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^\s/]*)@", re.I)
 
@@ -46,30 +41,10 @@ def broker_url(explicit: str | None = None) -> str:
                                  f"got {redact(url)!r}")
     if not parts.hostname:
         raise ConfigurationError(f"broker URL has no host: {redact(url)!r}")
-    check_tls(url)
+    from .broker.rabbitmq.client import check_tls  # here: the broker package imports this module
+
+    check_tls(url)  # the TLS query parameters the AMQP client reads
     return url
-
-
-def check_tls(url: str) -> None:
-    """Refuse TLS parameters that aiormq would ignore, or fail on with an error naming no file.
-
-    On ``amqp://`` aiormq drops them and connects unencrypted; a missing file is a bare
-    "No such file or directory"; a certfile without its key is "[SSL] PEM lib".
-    """
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    given = [name for name in TLS_PARAMS if name in query]
-    if given and parts.scheme != "amqps":
-        raise ConfigurationError(f"TLS parameters ({', '.join(given)}) need an amqps:// broker URL, "
-                                 f"got {redact(url)!r}")
-    for name in TLS_FILES:
-        if name in query and not Path(query[name]).is_file():
-            raise ConfigurationError(f"{name} in the broker URL: no such file: {query[name]}")
-    if "keyfile" in query and "certfile" not in query:
-        raise ConfigurationError("keyfile in the broker URL needs certfile (the client certificate)")
-    certfile = query.get("certfile")
-    if certfile and "keyfile" not in query and b"PRIVATE KEY-----" not in Path(certfile).read_bytes():
-        raise ConfigurationError(f"certfile {certfile} holds no private key: give keyfile (--tls-key) too")
 
 
 def redact(text: str) -> str:

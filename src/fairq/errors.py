@@ -18,7 +18,8 @@ them at its boundary.
     │   │       └── VhostRefused    the broker refused the virtual host: it does not exist, or the user may not use it
     │   ├── PublishRejected         the broker nacked or could not route a publish
     │   │   └── QueueFull           the queue's max-length refused the publish
-    │   └── ChannelClosed           the broker closed our channel (e.g. consumer_timeout)
+    │   └── ChannelClosed           the broker closed our channel
+    │       └── ConsumerTimedOut    … because a delivery stayed unsettled longer than the broker allows
     └── TaskControl                 raised *by tasks* to steer their own fate
         ├── Retry                   run me again later
         └── Reject                  dead-letter me now, no retries
@@ -105,6 +106,18 @@ class ChannelClosed(BrokerError):
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+class ConsumerTimedOut(ChannelClosed):
+    """The broker took a delivery back because it stayed unsettled longer than the broker allows.
+
+    The backend that can tell this apart from other closures says so (a worker loses its
+    session either way); ``advice`` is what the user can change, in the backend's own terms.
+    """
+
+    def __init__(self, message: str, code: int | None = None, advice: str = "") -> None:
+        super().__init__(message, code)
+        self.advice = advice
 
 
 class TaskControl(FairqError):

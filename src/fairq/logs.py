@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Mapping
 
+from .broker.rabbitmq.client import quiet_client_logs
 from .config import redact
 from .errors import ConfigurationError
 
@@ -42,11 +43,7 @@ def resolve_log_level(option: str | None, environ: Mapping[str, str] | None = No
 
 def configure_logging(level: int | str = logging.INFO, *, banner: bool = False) -> None:
     """Log to stderr at ``level`` (a number or one of :data:`LOG_LEVELS`); keep the AMQP client's own
-    chatter out unless FAIRQ_DEBUG is set.
-
-    fairq translates every client error into one line of its own, so the client's
-    logs would only say the same thing twice (and with tracebacks).
-    """
+    chatter out unless FAIRQ_DEBUG is set (fairq says each of its errors in one line of its own)."""
     number = getattr(logging, level.upper()) if isinstance(level, str) else level
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s"))
@@ -56,5 +53,4 @@ def configure_logging(level: int | str = logging.INFO, *, banner: bool = False) 
     # A worker's start-up lines show whatever the level; other commands (the demo runs workers in-process)
     # keep them quiet below their own level.
     BANNER.setLevel(logging.INFO if banner else logging.NOTSET)
-    if not os.environ.get("FAIRQ_DEBUG"):
-        logging.getLogger("aiormq").setLevel(logging.CRITICAL)
+    quiet_client_logs()

@@ -1,6 +1,6 @@
 """A private asyncio loop on a daemon thread: how the synchronous API drives the async core.
 
-fairq has one concurrency core (asyncio + aiormq). Synchronous callers, such as
+fairq has one concurrency core (asyncio, with an asyncio AMQP client). Synchronous callers, such as
 ``task.send()`` in a web request, hand coroutines to this loop and wait for the
 result, instead of fairq keeping a second, blocking client.
 """

@@ -22,12 +22,13 @@ CONTENT_TYPE = "application/json"
 H_PROTOCOL = "fairq-protocol"
 H_TASK = "fairq-task"
 H_ATTEMPT = "fairq-attempt"
-#: On classic queues, how often a message came back unsettled (its worker died); quorum queues count it themselves.
+#: How often a message came back unsettled (its worker died), counted in a copy by a backend whose broker
+#: does not count that itself (broker/rabbitmq/deliveries.py); workers read ``Delivery.redeliveries``.
 H_REDELIVERIES = "fairq-redeliveries"
 #: How often a worker handed the task back to the queue unstarted (a rebalance, not a failure).
 H_HANDED_BACK = "fairq-handed-back"
-#: The broker's own delivery counter on quorum queues.
-H_DELIVERY_COUNT = "x-delivery-count"
+#: Headers whose names start with this are the broker's own (AMQP's convention; fairq's start with ``fairq-``).
+BROKER_HEADER_PREFIX = "x-"
 # Dead-letter headers, added to the copy in QUEUE.dlq.
 H_REASON = "fairq-dead-reason"
 H_ERROR_TYPE = "fairq-error-type"
@@ -66,10 +67,12 @@ class Envelope:
 def republished(envelope: Envelope, **headers: Any) -> Envelope:
     """A fresh copy of ``envelope`` to publish again, with ``headers`` set.
 
-    The broker's own ``x-`` headers are dropped: RabbitMQ would read an old
-    ``x-death`` as a dead-letter cycle and silently drop the message.
+    The broker's own headers (:data:`BROKER_HEADER_PREFIX`) are dropped: they are the
+    old message's history in the broker's words, and a broker reads them on the copy
+    as its own (RabbitMQ would take an old dead-letter record for a cycle and silently
+    drop the message).
     """
-    kept = {k: v for k, v in envelope.headers.items() if not k.startswith("x-")}
+    kept = {k: v for k, v in envelope.headers.items() if not k.startswith(BROKER_HEADER_PREFIX)}
     kept.update(headers)
     return Envelope(body=envelope.body, headers=kept, message_id=envelope.message_id,
                     content_type=envelope.content_type, timestamp=envelope.timestamp, persistent=envelope.persistent)
@@ -199,13 +202,18 @@ def _finite_float(text: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
-def int_header(headers: dict[str, Any], name: str, default: int = 0) -> int:
-    """A counting header of ours; ``default`` if absent or not an integer.
+def as_count(value: Any) -> int | None:
+    """``value`` if it is an integer, else None: how every count read from a header or an API is checked.
 
-    ``bool`` is an ``int`` in Python (``True == 1``), but a boolean header is not a count.
+    ``bool`` is an ``int`` in Python (``True == 1``), but a boolean is not a count.
     """
-    value = headers.get(name, default)
-    return value if type(value) is int else default
+    return value if type(value) is int else None
+
+
+def int_header(headers: dict[str, Any], name: str, default: int = 0) -> int:
+    """A counting header of ours; ``default`` if absent or not an integer (:func:`as_count`)."""
+    count = as_count(headers.get(name))
+    return default if count is None else count
 
 
 def _json_text(body: bytes) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from fairq.broker import Broker, Delivery, QueueKind, QueueSpec
+from fairq.broker import Broker, Delivery, QueueKind, QueueSpec, kind_option
 from fairq.broker.memory import MemoryBroker
 from fairq.broker.rabbitmq import RabbitMQBroker
 from fairq.broker.sqlite import SQLiteBroker
@@ -49,7 +49,7 @@ def run(make_broker: Callable[[], Broker], scenario: Callable[[Broker, str], Awa
         await broker.connect()
         queue = f"contract.{uuid.uuid4().hex[:10]}"
         try:
-            await broker.declare(QueueSpec(queue, kind))
+            await broker.declare(QueueSpec(queue, options=kind_option(kind)))
             return await asyncio.wait_for(scenario(broker, queue), 30)
         finally:
             cleanup = make_broker()
@@ -174,7 +174,7 @@ def test_dead_letter_moves_the_message_with_reason_headers(make_broker: Callable
 def test_an_existing_queue_is_used_as_it_is_whatever_its_type(make_broker: Callable[[], Broker]) -> None:
     async def scenario(broker: Broker, queue: str) -> None:
         # the queue exists as PLAIN (classic, no arguments); asking for quorum must not fail
-        await broker.declare(QueueSpec(queue, QueueKind.QUORUM, max_length=5))
+        await broker.declare(QueueSpec(queue, max_length=5, options=kind_option(QueueKind.QUORUM)))
         await broker.publish(queue, env("fine"))
         stats = await broker.stats(queue)
         assert stats is not None and stats.ready == 1

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pika
 import pytest
-from helpers import TASKS, Amqp, Journal, rabbitmqctl, unique, wait_for, worker_process
+from helpers import TASKS, Amqp, Journal, unique, wait_for, worker_process
 
 from fairq import App
 
@@ -63,19 +61,6 @@ def take_unroutable(amqp: Amqp, message_id: str, timeout: float = 20.0) -> tuple
         return found
 
     return wait_for(look, timeout, interval=0.1, what=f"{message_id} in {UNROUTABLE}")
-
-
-@pytest.fixture
-def private_vhost(broker_url: str) -> Iterator[str]:
-    """A fresh virtual host on the shared node, where fairq has never declared anything; deleted afterwards."""
-    vhost = unique("fairq-test-vhost")
-    user = urlsplit(broker_url).username or "guest"
-    rabbitmqctl("add_vhost", vhost)
-    try:
-        rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
-        yield urlunsplit(urlsplit(broker_url)._replace(path="/" + vhost))
-    finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
 
 
 @pytest.fixture
@@ -141,11 +126,26 @@ def test_a_queue_bound_the_old_way_moves_to_the_new_binding_and_gets_each_messag
     channel.queue_bind(queue, DELIVER, old_key)
     app = App(broker=private_vhost)
     try:
-        app.send("m.f", ["declared"], queue=queue)  # a declare on the old topology: no 406
+        app.send("m.f", ["declared"], queue=queue, delay=0.1)  # the chain and its binding, on the old topology: no 406
     finally:
         app.close()
+    wait_for(lambda: amqp.ready(queue) == 1, what="the delayed message, once")
     channel.confirm_delivery()
     channel.basic_publish(DELIVER, delay_key(0, queue), b"{}", mandatory=True)
     # Confirmed once routed to every queue it matched: a second copy would be there already.
     wait_for(lambda: amqp.ready(queue) >= 2, what="the message through the end of the chain")
     assert amqp.ready(queue) == 2 and amqp.ready(UNROUTABLE) == 0
+
+
+def test_a_producer_declares_the_delay_chain_at_its_first_delayed_send_not_before(private_vhost: str,
+                                                                                 vhost_amqp: Amqp) -> None:
+    amqp, queue = vhost_amqp, unique()
+    app = App(broker=private_vhost)
+    try:
+        app.send("m.f", ["now"], queue=queue)
+        assert amqp.exists(queue) and not amqp.exists(UNROUTABLE)  # the chain's queues: none yet
+        app.send("m.f", ["later"], queue=queue, delay=0.1)
+        assert amqp.exists(UNROUTABLE) and amqp.exists(FIRST_LEVEL)
+        wait_for(lambda: amqp.ready(queue) == 2, what="the delayed message through the chain")
+    finally:
+        app.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -83,3 +85,20 @@ def test_only_the_rabbitmq_package_imports_the_amqp_client() -> None:
                 [a.name for a in node.names] if isinstance(node, ast.Import) else [])
             outside += [f"{path.relative_to(SRC)}: {n}" for n in names if n.split(".")[0] in ("aiormq", "pamqp")]
     assert not outside
+
+
+def test_no_module_outside_the_broker_package_names_the_amqp_client_or_rabbitmq_headers() -> None:
+    words = ("aiormq", "pamqp", "x-delivery-count", "x-death")
+    outside = [f"{path.relative_to(SRC)}: {word}" for path in sorted(SRC.rglob("*.py"))
+               if (SRC / "broker") not in path.parents
+               for word in words if word in path.read_text().lower()]
+    assert not outside
+
+
+def test_importing_fairq_and_naming_a_queue_kind_loads_no_amqp_client() -> None:
+    # App names RabbitMQ's queue option before any connection; memory and sqlite users need no AMQP client.
+    code = ("import sys, fairq; app = fairq.App(broker='memory://k', queue_kind='classic'); app.queue('q', kind='plain'); "
+            "import fairq.logs; fairq.logs.configure_logging(); "
+            "assert not [m for m in sys.modules if m.split('.')[0] in ('aiormq', 'pamqp')], sorted(sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

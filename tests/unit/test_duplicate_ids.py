@@ -12,11 +12,11 @@ from fairq.worker.policy import Prefetch
 
 
 class FakeDelivery(Delivery):
-    def __init__(self, envelope: wire.Envelope, redelivered: bool = False, delivery_count: int | None = None) -> None:
+    def __init__(self, envelope: wire.Envelope, redelivered: bool = False, redeliveries: int = 0) -> None:
         self.envelope = envelope
         self.queue = "q"
         self.redelivered = redelivered
-        self.delivery_count = delivery_count
+        self.redeliveries = redeliveries
         self.acked = False
 
     @property
@@ -51,7 +51,7 @@ def test_a_reused_id_runs_on_first_delivery_and_only_a_redelivery_takes_the_runn
 
         first, reused, redelivered, counted = (delivery("first"), delivery("reused"),
                                                delivery("again", redelivered=True),
-                                               delivery("counted", delivery_count=1))
+                                               delivery("counted", redeliveries=1))
         handling = [asyncio.ensure_future(worker.pipeline.handle(d)) for d in (first, reused, redelivered, counted)]
         for _ in range(20):  # loop turns enough for all four to start if they would (two do)
             await asyncio.sleep(0)

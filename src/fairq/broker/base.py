@@ -5,7 +5,8 @@ these promises (tests/contract checks them for every backend):
 
 * **At-least-once.** A message handed to a consumer stays owned by the broker
   until it is acked. If the consumer's connection dies first, the message is
-  delivered again (to anyone) with ``redelivered`` set.
+  delivered again (to anyone) with ``redelivered`` set and
+  :attr:`Delivery.redeliveries` one higher.
 * **Confirmed publish.** :meth:`Broker.publish` returns only once the broker has
   taken responsibility for the message (persisted where the queue is durable),
   and raises :class:`~fairq.errors.PublishRejected` when it did not, including
@@ -25,9 +26,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import enum
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from .. import message as wire
@@ -35,29 +36,35 @@ from ..message import Envelope
 from .topology import dead_letter_queue
 
 
-class QueueKind(str, enum.Enum):
-    """How a queue is created when it does not exist yet. An existing queue is used as it is."""
-
-    QUORUM = "quorum"  #: replicated, durable; fairq's default for task queues
-    CLASSIC = "classic"  #: durable classic queue with fairq's dead-letter arguments
-    PLAIN = "plain"  #: durable classic queue without arguments, exactly as the article declares it
+def _no_options() -> Mapping[str, Any]:
+    return MappingProxyType({})
 
 
 @dataclass(frozen=True)
 class QueueSpec:
     """A queue fairq consumes from or publishes to, and how to create it if it is missing.
 
-    Arguments apply only when fairq creates the queue; an existing queue is used as it is.
+    Everything but the name applies only when fairq creates the queue; an existing queue
+    is used as it is. Every backend honours the fields; ``options`` holds settings that
+    only some backends have, by name, and a backend ignores the names it does not know,
+    so one spec serves every backend. RabbitMQ's (the queue type, quorum or classic) are
+    in :mod:`fairq.broker.rabbitmq.options`; SQLite and memory take none.
     """
 
     name: str
-    kind: QueueKind = QueueKind.QUORUM
     #: Refuse publishes beyond this many ready messages (``send`` raises QueueFull or waits).
     max_length: int | None = None
     #: Deliveries after which a message is dead-lettered instead of delivered again.
     delivery_limit: int | None = None
-    #: Per-queue consumer timeout (RabbitMQ 3.12+; older brokers ignore it), in seconds.
-    consumer_timeout: float | None = None
+    #: The longest time limit of the tasks run from this queue, in seconds (None: none has one). A
+    #: backend that takes deliveries back after a while unsettled gives them at least this long.
+    task_time_limit: float | None = None
+    #: Backend options, by name (see above); read-only.
+    options: Mapping[str, Any] = field(default_factory=_no_options, hash=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.options, MappingProxyType):
+            object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
 
 
 @dataclass(frozen=True)
@@ -88,8 +95,11 @@ class Delivery(abc.ABC):
     envelope: Envelope
     queue: str
     redelivered: bool
-    #: How often the broker has handed this message out before (quorum queues count it); None if unknown.
-    delivery_count: int | None
+    #: How often this message was handed out before without being settled (0: a first delivery).
+    #: Each backend counts in its own way (its broker's counter, or a counted copy at the back of
+    #: the queue where the broker keeps none); workers compare it with their delivery limit. Whether
+    #: a requeue counts differs by backend.
+    redeliveries: int
 
     @property
     def death(self) -> BrokerDeath | None:
@@ -227,8 +237,8 @@ class Broker(abc.ABC):
         """Move ``delivery`` to its dead-letter queue with ``headers`` (from
         :func:`~fairq.message.dead_letter_headers`) and the stamp of where and when, then ack it.
 
-        The broker's ``x-`` headers (``x-death`` from delay levels, delivery counts)
-        are left behind: the reason is in fairq's headers.
+        The broker's own headers (its dead-letter records, delivery counts) are left
+        behind (:func:`~fairq.message.republished`): the reason is in fairq's headers.
         """
         copy = wire.republished(delivery.envelope, **headers, **wire.dead_letter_stamp(delivery.queue))
         await self.publish(dead_letter_queue(delivery.queue), copy)

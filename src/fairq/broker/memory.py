@@ -197,6 +197,7 @@ class MemoryDelivery(Delivery):
         self.queue = queue
         self.redelivered = msg.redelivered
         self.delivery_count = msg.delivery_count
+        self.redeliveries = msg.delivery_count  # the store counts deliveries lost with their connection
         self._broker = broker
         self._msg = msg
         self._consumer = consumer
@@ -324,7 +325,7 @@ class MemoryBroker(Broker):
         with self.store.lock:
             self.store.queues.setdefault(spec.name, _Queue(spec))
             dlq = dead_letter_queue(spec.name)
-            self.store.queues.setdefault(dlq, _Queue(QueueSpec(dlq, spec.kind)))
+            self.store.queues.setdefault(dlq, _Queue(QueueSpec(dlq)))  # spec.options are other backends': ignored
 
     async def publish(self, queue: str, envelope: Envelope, delay: float = 0.0) -> None:
         self._require()

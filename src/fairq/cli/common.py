@@ -16,7 +16,7 @@ from ..errors import ConfigurationError, FairqError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: --tls-* option → the amqps:// query parameter aiormq reads it from.
+#: --tls-* option → the amqps:// query parameter the AMQP client reads it from.
 TLS_OPTIONS = {"tls_ca": "cafile", "tls_cert": "certfile", "tls_key": "keyfile"}
 _TLS_HELP = {
     "tls_ca": "CA certificate (PEM) to verify the broker's certificate with, instead of the system's",
@@ -57,7 +57,7 @@ def resolve_broker(explicit: str | None) -> str:
 
 
 def with_tls_files(url: str, tls_ca: str | None = None, tls_cert: str | None = None, tls_key: str | None = None) -> str:
-    """``url`` with the files as the query parameters aiormq reads (``cafile``, ``certfile``, ``keyfile``).
+    """``url`` with the files as the query parameters the AMQP client reads (``cafile``, ``certfile``, ``keyfile``).
 
     The URL carries them because it is the one thing every process gets: ``fairq worker``
     hands it to its children. Files given here replace those already in the URL.

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..app import App
-from ..broker import QueueKind, QueueSpec, open_backend
+from ..broker import QueueKind, QueueSpec, kind_option, open_backend
 from ..broker.topology import dead_letter_queue
 from ..message import Envelope, encode_task
 from ..worker.hooks import Event, Finished, Hooks, Started
@@ -178,7 +178,7 @@ async def run_article(url: str, dot_seconds: float, workers: int = 3, quiet: boo
         return functools.partial(dots, echo=echo, seconds_per_dot=dot_seconds)
 
     messages = [(body, Envelope(body=body.encode(), message_id=uuid.uuid4().hex)) for body in ARTICLE_TASKS]
-    spans = await _run_workers(url, QueueSpec(_queue("article"), QueueKind.PLAIN), names, Prefetch("fair"), messages,
+    spans = await _run_workers(url, QueueSpec(_queue("article"), options=kind_option(QueueKind.PLAIN)), names, Prefetch("fair"), messages,
                                raw=handler)
     assignments = {name: [s.label for s in spans if s.worker == name] for name in names}
     return ArticleRun(spans, assignments)

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 
-from ..broker import QueueKind, QueueSpec, open_backend
+from ..broker import QueueKind, QueueSpec, kind_option, open_backend
 from ..config import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_MESSAGE_BYTES, broker_url
 from ..errors import BrokerError, FairqError, LoginRefused
 from ..logs import configure_logging
@@ -31,7 +31,7 @@ def build_worker(config: WorkerConfig, index: int) -> Worker:
     queue_names = config.queues or (app.queues() if app else [])
     if raw is not None:
         # Plain-message queues are classic and argument-free, as the article declares them.
-        specs = [QueueSpec(q, QueueKind.PLAIN) for q in queue_names]
+        specs = [QueueSpec(q, options=kind_option(QueueKind.PLAIN)) for q in queue_names]
     else:
         assert app is not None
         specs = [app.queue_spec(q) for q in queue_names]

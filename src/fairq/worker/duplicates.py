@@ -1,7 +1,7 @@
 """Which deliveries a worker may settle with a result it already has, instead of running them.
 
-Only a *redelivery* (the broker's ``redelivered`` flag, or a quorum queue's delivery
-count above 0) of a message id this worker is running or has finished on a lost
+Only a *redelivery* (the broker's ``redelivered`` flag, or ``Delivery.redeliveries``
+above 0) of a message id this worker is running or has finished on a lost
 channel. A first delivery always runs, even if its id is in use: message ids come
 from producers, and one that reuses ids must not lose tasks (docs/protocol.md,
 "Message ids and duplicates").
@@ -17,7 +17,7 @@ log = logging.getLogger("fairq.worker")
 
 
 def is_redelivery(delivery: Delivery) -> bool:
-    return delivery.redelivered or (delivery.delivery_count or 0) > 0
+    return delivery.redelivered or delivery.redeliveries > 0
 
 
 def suppressed(worker: str, message_id: str, outcome: str) -> None:

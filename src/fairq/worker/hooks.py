@@ -18,8 +18,7 @@ One delivery's story, in order:
 - then exactly one of:
   - :class:`HandedBack` (``how``): not run here. ``"requeued"``: at its place, for any
     worker (shutdown, lost connection); ``"copy"``: a fresh copy to the back of the queue
-    (an adaptive window rebalancing or parking); ``"counted"``: a classic queue's
-    redelivery, counted in a copy at the back; ``"lost"``: its channel was gone, the
+    (an adaptive window rebalancing or parking); ``"lost"``: its channel was gone, the
     broker has it again.
   - :class:`DeadLettered` without a run: refused (not a fairq message, undecodable,
     unknown task, wrong arguments, delivery limit); ``reason`` is the dead-letter reason.
@@ -33,6 +32,10 @@ One delivery's story, in order:
   the result says, nothing more for an ack.
 - If a settlement cannot be applied because the connection is gone, its Retried /
   DeadLettered come when the redelivered copy takes the kept result.
+- A message that comes back unsettled is Received again as a new story. Where the
+  broker keeps no count of such returns, the backend counts them in a copy at the back
+  of the queue (``Delivery.redeliveries``) before the pipeline sees anything: only the
+  copy has a story, and no ``HandedBack`` fires for the original.
 
 Subscribers run on the worker's event loop: keep them quick (hand the event to a
 queue if there is real work to do).
@@ -96,7 +99,7 @@ class DeadLettered(Event):
 class HandedBack(Event):
     """The delivery went back to the queue without a run here."""
 
-    how: str  #: "requeued", "copy", "counted" or "lost"
+    how: str  #: "requeued", "copy" or "lost"
 
 
 Subscriber = Callable[[Event], None]

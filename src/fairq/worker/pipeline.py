@@ -77,7 +77,7 @@ class Pipeline:
             if delivery.alive and outcome.republish:
                 handed_back = wire.int_header(envelope.headers, wire.H_HANDED_BACK)
                 copy = Settlement(Outcome.REQUEUE, {wire.H_HANDED_BACK: handed_back + 1})
-                await self._apply(delivery, copy, None, how="copy")
+                await self._apply(delivery, copy, None)
             elif delivery.alive:
                 await delivery.requeue()
                 self._fire(HandedBack, delivery, how="requeued")
@@ -161,9 +161,8 @@ class Pipeline:
                    seconds=now - record.started if record.started else 0.0)
         return settlement
 
-    async def _apply(self, delivery: Delivery, settlement: Settlement, key: Key | None, how: str = "counted") -> None:
-        """Carry out ``settlement``; if the delivery's channel is gone, keep it for the redelivered copy.
-        ``how``: what a REQUEUE is (a counted redelivery, or a hand-back's copy)."""
+    async def _apply(self, delivery: Delivery, settlement: Settlement, key: Key | None) -> None:
+        """Carry out ``settlement``; if the delivery's channel is gone, keep it for the redelivered copy."""
         worker = self._worker
         envelope = delivery.envelope
         if settlement.outcome is not Outcome.ACK and settlement.note:
@@ -193,7 +192,7 @@ class Pipeline:
         if settlement.outcome is Outcome.RETRY:
             self._fire(Retried, delivery, delay=settlement.delay)
         elif settlement.outcome is Outcome.REQUEUE:
-            self._fire(HandedBack, delivery, how=how)
+            self._fire(HandedBack, delivery, how="copy")
 
     def _fire(self, kind: type[Event], delivery: Delivery, *, task: str | None = None, at: float | None = None,
               **extra: Any) -> None:

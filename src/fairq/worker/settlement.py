@@ -23,7 +23,7 @@ class Outcome(enum.Enum):
     ACK = "ok"  #: done
     RETRY = "retry"  #: publish a copy with attempt + 1 after ``delay``, then ack
     DEAD = "dead-lettered"  #: copy to QUEUE.dlq with ``headers``, then ack
-    REQUEUE = "requeued"  #: publish a copy at the back of the queue with ``headers`` (classic redelivery count)
+    REQUEUE = "requeued"  #: publish a copy at the back of the queue with ``headers``, then ack (a hand-back)
 
 
 @dataclass(frozen=True)

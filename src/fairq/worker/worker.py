@@ -19,10 +19,10 @@ from typing import Any
 from ..backoff import Backoff
 from ..broker import Backend, Broker, Consumer, Delivery, QueueSpec
 from ..config import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_MESSAGE_BYTES
-from ..errors import BrokerError, LoginRefused
+from ..errors import BrokerError, ConsumerTimedOut, LoginRefused
 from ..logs import BANNER
 from ..task import Task
-from . import redeliveries, tasklog
+from . import tasklog
 from .adaptive import AdaptiveWindow
 from .context import current_worker
 from .hooks import Hooks, Subscriber
@@ -198,8 +198,8 @@ class Worker:
         """Forget a dead connection (its unacked deliveries are back in the queue already) and make a
         fresh broker on the backend for the next session."""
         self.ready.clear()
-        if redeliveries.is_consumer_timeout(cause):
-            log.error("%s: %s", self.name, redeliveries.CONSUMER_TIMEOUT_ADVICE)
+        if isinstance(cause, ConsumerTimedOut):
+            log.error("%s: %s", self.name, cause.advice or cause)
         else:
             log.warning("%s: lost the broker: %s", self.name, cause)
         self.consumers.clear()

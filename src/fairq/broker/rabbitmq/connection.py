@@ -26,8 +26,8 @@ from ..base import Broker, Consumer, Delivery, DeliveryHandler, QueueSpec, Queue
 from ..topology import delay_level
 from . import delays
 from .acks import AckBatcher
-from .deliveries import RabbitConsumer, RabbitDelivery
-from .errors import error_code as _code, reason as _reason, translate, translated
+from .deliveries import RabbitConsumer, RabbitDelivery, count_redelivery
+from .errors import lost, reason as _reason, translate, translated
 from .management import management_queues, queue_stats
 from .properties import SharedProperties, to_properties
 from .topology import Declarer
@@ -78,10 +78,7 @@ class RabbitMQBroker(Broker):
             if channel is not None and channel in self._retired:
                 self._retired.discard(channel)
                 return
-            exc = None if fut.cancelled() else fut.exception()
-            reason = _reason(exc) if exc else "closed"
-            code = _code(exc) if exc is not None else None
-            self._lost.set_result(ChannelClosed(f"{what} to {self.display_url} lost: {reason}", code))
+            self._lost.set_result(lost(what, self.display_url, None if fut.cancelled() else fut.exception()))
 
         closing.add_done_callback(on_closed)
 
@@ -250,6 +247,7 @@ class RabbitMQBroker(Broker):
         return shared.properties(envelope) if shared.valid else to_properties(envelope)
 
     async def consume(self, queue: str, prefetch: int, handler: DeliveryHandler) -> Consumer:
+        await self._declarer.bind_for_delays(queue)
         channel = await self._channel()
         self._watch(channel.closing, f"consumer channel of {queue!r}", channel)
 
@@ -264,8 +262,12 @@ class RabbitMQBroker(Broker):
         acks = AckBatcher(channel, prefetch)
         self._batchers.append(acks)
 
-        async def on_message(message: DeliveredMessage) -> None:
-            await handler(RabbitDelivery(queue, message, acks))
+        async def on_message(message: DeliveredMessage) -> None:  # aiormq runs each in a task of its own
+            delivery = RabbitDelivery(queue, message, acks)
+            if delivery.uncounted:  # a classic queue's redelivery: counted here, handed on as the copy
+                await count_redelivery(delivery, self.publish)
+            else:
+                await handler(delivery)
 
         with translated(f"consume {queue!r}", self.display_url):
             await channel.basic_qos(prefetch_count=prefetch)

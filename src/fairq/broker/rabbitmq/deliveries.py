@@ -2,16 +2,45 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from aiormq.abc import AbstractChannel, DeliveredMessage
 
 from ... import message as wire
+from ...errors import BrokerError
+from ...message import Envelope
 from ..base import BrokerDeath, Consumer, Delivery
 from .acks import AckBatcher
 from .errors import translated
 from .properties import to_envelope
+
+log = logging.getLogger("fairq.broker")
+
+
+#: A quorum queue's count of the times it handed a message out before.
+H_DELIVERY_COUNT = "x-delivery-count"
+
+
+async def count_redelivery(delivery: RabbitDelivery, publish: Callable[[str, Envelope], Awaitable[None]]) -> None:
+    """Count an :attr:`~RabbitDelivery.uncounted` redelivery: a confirmed copy at the back of its queue
+    carrying the count, then ack the original (a crash in between duplicates, never loses).
+
+    If the copy cannot be published the original stays unacked: the broker gives it back
+    once this channel goes, as for any delivery whose worker died.
+    """
+    copy = wire.republished(delivery.envelope, **{wire.H_REDELIVERIES: delivery.redeliveries})
+    try:
+        await publish(delivery.queue, copy)
+    except BrokerError as exc:
+        log.warning("could not count redelivery %s of %s from %r (%s); the broker will redeliver it",
+                    delivery.redeliveries, delivery.envelope.message_id, delivery.queue, exc)
+        return
+    log.info("redelivered %s from %r (%d time(s) now): counted copy to the back", delivery.envelope.message_id,
+             delivery.queue, delivery.redeliveries)
+    await delivery.ack()
 
 
 def death_of(headers: dict[str, Any]) -> BrokerDeath | None:
@@ -43,15 +72,29 @@ def _text(value: Any) -> str:
 
 
 class RabbitDelivery(Delivery):
-    __slots__ = ("envelope", "queue", "redelivered", "delivery_count", "_acks", "_tag")
+    """A delivery and what RabbitMQ says about it.
+
+    Its :attr:`redeliveries`: a quorum queue counts returns itself (``x-delivery-count``); a
+    classic queue only sets ``redelivered``, so the consumer counts for it: a redelivered
+    message without a broker count is not handed on but copied to the back of its queue
+    with ``fairq-redeliveries`` + 1, then acked (:func:`count_redelivery`), and that copy
+    is the one a worker gets.
+    """
+
+    __slots__ = ("envelope", "queue", "redelivered", "redeliveries", "uncounted", "_acks", "_tag")
 
     def __init__(self, queue: str, message: DeliveredMessage, acks: AckBatcher) -> None:
         self.envelope = to_envelope(message)
         self.queue = queue
-        deliver = message.delivery
-        self.redelivered = bool(getattr(deliver, "redelivered", False))
-        count = self.envelope.headers.get(wire.H_DELIVERY_COUNT)
-        self.delivery_count = count if type(count) is int else None  # not a boolean
+        headers = self.envelope.headers
+        returned = bool(getattr(message.delivery, "redelivered", False))
+        broker_count = wire.as_count(headers.get(H_DELIVERY_COUNT))
+        #: Redelivered, and no broker count to say how often: a classic queue's (see :func:`count_redelivery`).
+        self.uncounted = returned and broker_count is None
+        if broker_count is None:
+            broker_count = wire.int_header(headers, wire.H_REDELIVERIES) + (1 if returned else 0)
+        self.redeliveries = broker_count
+        self.redelivered = returned or broker_count > 0  # a counted copy is a redelivery too
         self._acks = acks
         self._tag = message.delivery_tag or 0
         acks.delivered(self._tag)

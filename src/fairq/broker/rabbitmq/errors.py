@@ -11,8 +11,15 @@ from urllib.parse import unquote, urlsplit
 import aiormq.exceptions as amqp_errors
 
 from ...config import redact
-from ...errors import (BrokerError, ChannelClosed, ConnectionFailed, LoginRefused, PublishRejected, QueueFull,
-                      TLSRefused, VhostRefused)
+from ...errors import (BrokerError, ChannelClosed, ConnectionFailed, ConsumerTimedOut, LoginRefused, PublishRejected,
+                      QueueFull, TLSRefused, VhostRefused)
+
+CONSUMER_TIMEOUT_ADVICE = (
+    "RabbitMQ's consumer_timeout closed the channel while a task ran longer than it allows; the broker "
+    "requeued the delivery. This worker will not run it twice: a redelivered copy that comes back here "
+    "waits for the running task's result. Raise consumer_timeout in rabbitmq.conf above your longest task "
+    "(milliseconds), or on RabbitMQ 3.12+ give the task a time_limit so fairq sets x-consumer-timeout on "
+    "new queues.")
 
 
 @contextmanager
@@ -49,6 +56,18 @@ def translate(exc: BaseException, action: str, url: str) -> BaseException:
             return TLSRefused(f"{action}: TLS with the broker at {url} failed: {tls}")
         return ConnectionFailed(f"{action}: cannot reach the broker at {url}: {reason(exc)}")
     return exc
+
+
+def lost(what: str, url: str, exc: BaseException | None) -> ChannelClosed:
+    """Why a connection or channel closed under us (``exc`` None: closed without a reason), as the error
+    ``wait_lost`` returns: :class:`ConsumerTimedOut` for RabbitMQ's consumer timeout, which only the
+    close text tells apart (406 PRECONDITION_FAILED, "delivery acknowledgement … timed out")."""
+    text = reason(exc) if exc is not None else "closed"
+    code = error_code(exc) if exc is not None else None
+    message = f"{what} to {url} lost: {text}"
+    if "acknowledgement" in text and "timed out" in text:
+        return ConsumerTimedOut(message, code, advice=CONSUMER_TIMEOUT_ADVICE)
+    return ChannelClosed(message, code)
 
 
 def _refused_open(exc: BaseException) -> bool:

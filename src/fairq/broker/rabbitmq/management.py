@@ -14,6 +14,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from ...message import as_count
 from ..base import QueueStats
 
 _LOCAL = {"localhost", "127.0.0.1", "::1"}
@@ -42,7 +43,7 @@ def management_queues(broker_url: str, management_url: str, timeout: float = 2.0
 
 
 def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return as_count(value) or 0
 
 
 def queue_stats(listed: list[dict[str, Any]]) -> dict[str, QueueStats]:

@@ -24,9 +24,10 @@ from aiormq.abc import AbstractChannel
 from pamqp.common import FieldValue
 
 from ...errors import ChannelClosed
-from ..base import QueueKind, QueueSpec
+from ..base import QueueSpec
 from ..topology import DELAY_DELIVER_EXCHANGE, DELAY_ROUTE_EXCHANGE, DELAY_UNROUTABLE, dead_letter_queue, delay_level
 from . import delays
+from .options import QueueKind, consumer_timeout_ms, kind_of
 
 log = logging.getLogger("fairq.broker")
 
@@ -76,22 +77,24 @@ async def bind_destination(channel: AbstractChannel, queue: str) -> None:
 
 
 def queue_arguments(spec_: QueueSpec) -> dict[str, FieldValue] | None:
-    """The ``x-`` arguments fairq declares a new queue with."""
-    if spec_.kind is QueueKind.PLAIN:
+    """The ``x-`` arguments fairq declares a new queue with (its type from the spec's options)."""
+    kind = kind_of(spec_)
+    if kind is QueueKind.PLAIN:
         return None
     args: dict[str, FieldValue] = {
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": dead_letter_queue(spec_.name),
     }
-    if spec_.kind is QueueKind.QUORUM:
+    if kind is QueueKind.QUORUM:
         args["x-queue-type"] = "quorum"
         if spec_.delivery_limit is not None:
             args["x-delivery-limit"] = spec_.delivery_limit
     if spec_.max_length is not None:
         args["x-max-length"] = spec_.max_length
         args["x-overflow"] = "reject-publish"
-    if spec_.consumer_timeout is not None:
-        args["x-consumer-timeout"] = int(spec_.consumer_timeout * 1000)
+    timeout = consumer_timeout_ms(spec_)
+    if timeout is not None:
+        args["x-consumer-timeout"] = timeout
     return args
 
 
@@ -109,7 +112,8 @@ ChannelFor = Callable[[str], AbstractAsyncContextManager[AbstractChannel]]
 
 
 class Declarer:
-    """The declarations of one connection: queues passive-first, the delay chain once, each queue's binding once."""
+    """The declarations of one connection: queues passive-first; the delay chain once and each queue's
+    binding once, at the first delayed publish or consumer (a producer that never delays never declares it)."""
 
     def __init__(self, channel_for: ChannelFor, exists: Callable[[str], Awaitable[bool]]) -> None:
         self._channel_for = channel_for
@@ -124,9 +128,9 @@ class Declarer:
         self._chain = False
 
     async def declare(self, spec: QueueSpec) -> None:
+        """The queue and its dead-letter queue; the delay chain waits for a delayed publish or a consumer."""
         await self._declare_queue(spec.name, queue_arguments(spec))
-        await self._declare_queue(dead_letter_queue(spec.name), dead_letter_arguments(spec.kind))
-        await self._bind_for_delays(spec.name)
+        await self._declare_queue(dead_letter_queue(spec.name), dead_letter_arguments(kind_of(spec)))
 
     async def _declare_queue(self, name: str, arguments: dict[str, FieldValue] | None) -> None:
         """Passive first, so an existing queue (classic, or other arguments) is used as it is."""
@@ -154,8 +158,9 @@ class Declarer:
                 await bind_destination(channel, queue)
             self._bound.add(queue)
 
-    async def _bind_for_delays(self, queue: str) -> None:
-        """Ready ``queue`` for delayed messages from anyone, as its workers start (and as fairq sends).
+    async def bind_for_delays(self, queue: str) -> None:
+        """Ready ``queue`` for delayed messages from anyone, as a consumer starts on it: a producer in
+        another language delays onto a queue that only fairq's workers declare (docs/protocol.md).
 
         Best effort: a broker that refuses the delay chain must not stop a worker
         from consuming; a delayed send to the queue will raise the refusal.

@@ -50,6 +50,7 @@ class SQLiteDelivery(Delivery):
         self.queue = queue
         self.redelivered = row.redelivered
         self.delivery_count = row.delivery_count
+        self.redeliveries = row.delivery_count  # the row counts claims lost unsettled (leases.py)
         self._broker = broker
         self._id = row.id
         self._consumer = consumer

@@ -16,6 +16,9 @@ from ..base import QueueSpec, QueueStats
 from ..topology import dead_letter_queue
 from .wake import consumers_of
 
+#: The one kind of queue this backend has: what ``queues.kind`` holds and ``stats`` reports.
+KIND = "sqlite"
+
 
 @dataclass(frozen=True)
 class Row:
@@ -46,10 +49,13 @@ def _row(values: tuple[Any, ...]) -> Row:
 
 
 def declare(conn: sqlite3.Connection, spec: QueueSpec) -> None:
-    """Create ``spec.name`` and its dead-letter queue unless they exist (an existing one is kept as it is)."""
+    """Create ``spec.name`` and its dead-letter queue unless they exist (an existing one is kept as it is).
+
+    ``spec.options`` (other backends' settings, such as RabbitMQ's queue type) are ignored:
+    every queue here is the same kind, and ``kind`` says so."""
     conn.execute("INSERT OR IGNORE INTO queues (name, kind, max_length, delivery_limit) VALUES (?, ?, ?, ?)",
-                 (spec.name, spec.kind.value, spec.max_length, spec.delivery_limit))
-    conn.execute("INSERT OR IGNORE INTO queues (name, kind) VALUES (?, ?)", (dead_letter_queue(spec.name), spec.kind.value))
+                 (spec.name, KIND, spec.max_length, spec.delivery_limit))
+    conn.execute("INSERT OR IGNORE INTO queues (name, kind) VALUES (?, ?)", (dead_letter_queue(spec.name), KIND))
 
 
 def exists(conn: sqlite3.Connection, queue: str) -> bool:
@@ -148,7 +154,7 @@ def stats(conn: sqlite3.Connection, queue: str) -> QueueStats | None:
     consumers = conn.execute("SELECT count(*) FROM consumers WHERE queue = ?", (queue,)).fetchone()[0]
     unacked = conn.execute("SELECT count(*) FROM messages WHERE queue = ? AND session IS NOT NULL",
                            (queue,)).fetchone()[0]
-    return QueueStats(queue, _ready(conn, queue, time.time()), int(consumers), unacked=int(unacked), kind="sqlite")
+    return QueueStats(queue, _ready(conn, queue, time.time()), int(consumers), unacked=int(unacked), kind=KIND)
 
 
 def names(conn: sqlite3.Connection) -> list[str]:
