@@ -3,7 +3,7 @@
 The backend is module-scoped, so its connection (and, in test_settlement.py, its worker) is made once per
 module and backend. ``amqp`` is the shared test broker (skipped locally, failing with CI=true, when it does
 not answer: tests/conftest.py's ``broker_url``), each test on queues of its own; ``sqlite`` a database file
-in a temporary directory; ``memory`` a store of its own.
+in a temporary directory (``synchronous=normal``); ``memory`` a store of its own.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     if kind == "amqp":
         url = str(request.getfixturevalue("broker_url"))
     elif kind == "sqlite":
-        url = f"sqlite://{tmp_path_factory.mktemp('sqlite')}/fairq.db"
+        # normal: no fsync per commit (the suite sends hundreds of messages); as safe against kill -9 as full.
+        url = f"sqlite://{tmp_path_factory.mktemp('sqlite')}/fairq.db?synchronous=normal"
     else:
         url = f"memory://delivery-{uuid.uuid4().hex[:10]}"
     harness = Harness(kind, url)
