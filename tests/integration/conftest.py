@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from helpers import Amqp, Journal, rabbitmqctl, unique
+from helpers import Amqp, Journal, unique
+
+from tests.support import vhosts
 
 from fairq.broker.topology import dead_letter_queue
 
@@ -28,17 +28,9 @@ def queue(amqp: Amqp) -> Iterator[str]:
 
 @pytest.fixture
 def private_vhost(broker_url: str) -> Iterator[str]:
-    """A fresh virtual host on the shared node, where fairq has never declared anything; deleted afterwards,
-    with whatever is still in it (a delay that would end after the test, in the shared
-    ``fairq.delay.unroutable`` once its queue is gone)."""
-    vhost = unique("fairq-test-vhost")
-    user = urlsplit(broker_url).username or "guest"
-    rabbitmqctl("add_vhost", vhost)
-    try:
-        rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
-        yield urlunsplit(urlsplit(broker_url)._replace(path="/" + vhost))
-    finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+    """A fresh virtual host on the shared node (tests/support/vhosts.py), deleted afterwards."""
+    with vhosts.private_vhost(broker_url) as url:
+        yield url
 
 
 @pytest.fixture

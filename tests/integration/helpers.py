@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from typing import Any
 
 import pika
 
+from tests.support.rabbit_counts import rabbitmqctl, unacked
 from tests.support.workers import TASKS, Journal, WorkerProcess, run_cli, wait_for, worker_process
 
 __all__ = ["TASKS", "Amqp", "Journal", "WorkerProcess", "rabbitmqctl", "run_cli", "unacked", "unique", "wait_for",
@@ -70,27 +70,3 @@ class Amqp:
             if method is None:
                 return out
             out.append((props, body))
-
-
-def rabbitmqctl(*args: str) -> str:
-    """Read-only queries against the shared node (list_queues, list_channels)."""
-    return subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True,
-                          timeout=60).stdout
-
-
-def unacked(queue: str) -> int:
-    """Deliveries of ``queue`` held unacknowledged by its consumers, as the broker counts them.
-
-    Read from the consumers' channels: they are live, while list_queues figures of
-    quorum queues lag by seconds. fairq gives every consumer its own channel.
-    """
-    rows = rabbitmqctl("list_consumers", "queue_name", "channel_pid", "--no-table-headers").splitlines()
-    channels = {line.split("\t")[1] for line in rows if line.split("\t")[0] == queue}
-    total = 0
-    for line in rabbitmqctl("list_channels", "pid", "messages_unacknowledged", "--no-table-headers").splitlines():
-        pid, _, count = line.partition("\t")
-        if pid in channels:
-            total += int(count)
-    return total
-
-

@@ -1,4 +1,8 @@
-"""The article's experiment and programs, against fairq, over the real broker."""
+"""The article's programs (examples/seed) and fairq's, sharing RabbitMQ queues both ways.
+
+The article's experiment itself (six tasks, three single-slot workers) runs on every backend in
+tests/delivery/test_fairness.py.
+"""
 
 from __future__ import annotations
 
@@ -17,38 +21,11 @@ from fairq.broker.topology import dead_letter_queue
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "examples" / "seed"
-ARTICLE_TASKS = ["1.........", "2.........", "3.........", "4......", "5......", "6......"]
 FAST = {"FAIRQ_DOT_SECONDS": "0.1"}
 
 
 def received(output: str) -> list[str]:
     return re.findall(r" \[x\] Received '([^']*)'", output)
-
-
-@pytest.mark.parametrize("policy", ["fair", "unlimited"])
-def test_the_articles_six_tasks_on_three_single_slot_workers(amqp: Amqp, queue: str, broker_url: str,
-                                                             policy: str) -> None:
-    env = {**FAST, "FAIRQ_BROKER_URL": broker_url}
-    workers = []
-    try:
-        for n in range(3):  # started one after the other, so the broker knows all three before any message
-            w = worker_process("-Q", queue, "--raw-handler", "fairq.demo:dots", "-p", "1", "--prefetch", policy,
-                               "--name", f"w{n + 1}", env=env)
-            workers.append((w, w.__enter__()))
-        wait_for(lambda: amqp.consumers(queue) == 3, what="three consumers")
-        for body in ARTICLE_TASKS:
-            amqp.publish(queue, body.encode())
-        wait_for(lambda: sum(p.count(" [x] Done") for _, p in workers) == 6, what="six tasks done")
-        got = [received(p.output()) for _, p in workers]
-    finally:
-        for cm, _ in reversed(workers):
-            cm.__exit__(None, None, None)
-    assert sorted(b for bodies in got for b in bodies) == ARTICLE_TASKS
-    if policy == "fair":
-        assert [len(bodies) for bodies in got] == [2, 2, 2]
-    else:  # round-robin: each worker gets every third message
-        splits = sorted(sorted(ARTICLE_TASKS.index(b) % 3 for b in bodies) for bodies in got)
-        assert splits == [[0, 0], [1, 1], [2, 2]]
 
 
 @pytest.fixture

@@ -1,14 +1,14 @@
-"""Worker processes: kills, signals, prefetch caps, async tasks — all observed from outside."""
+"""Worker processes on RabbitMQ: async tasks, idle sleep, the adaptive window — all observed from outside.
+
+Kills, signals and prefetch caps are checked on every backend in tests/delivery/test_lifecycle.py.
+"""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from pathlib import Path
 
-import pytest
-from helpers import TASKS, Amqp, Journal, unacked, wait_for, worker_process
+from helpers import TASKS, Amqp, Journal, wait_for, worker_process
 
 from fairq import App, Call
 
@@ -19,79 +19,6 @@ def send_records(broker_url: str, queue: str, tags: list[str], seconds: float) -
         app.send_many("record", [Call((t, seconds)) for t in tags], queue=queue)
     finally:
         app.close()
-
-
-def test_kill_9_mid_task_loses_nothing_and_the_supervisor_replaces_the_process(
-        broker_url: str, amqp: Amqp, queue: str, journal: Journal, worker_env: dict[str, str]) -> None:
-    tags = [f"t{i}" for i in range(24)]
-    with worker_process(str(TASKS), "-Q", queue, "-p", "2", env=worker_env, ready=2) as worker:
-        send_records(broker_url, queue, tags, 0.2)
-        for kill in range(2):
-            children = worker.children()
-            assert len(children) == 2
-            # kill a process while it is inside a task (it has started one it has not finished)
-            victim = wait_for(lambda: _busy_child(journal, children), what="a child mid-task")
-            os.kill(victim, signal.SIGKILL)
-            wait_for(lambda: len(worker.children()) == 2 and victim not in worker.children(),
-                     what="the supervisor to replace the killed process")
-        wait_for(lambda: set(journal.tags("done")) >= set(tags), timeout=60, what="every task to complete")
-        assert worker.count("died with signal SIGKILL") == 2
-    assert amqp.ready(queue) == 0
-
-
-def _busy_child(journal: Journal, children: list[int]) -> int | None:
-    open_tasks: dict[str, str] = {}
-    for kind, tag, pid, *_ in journal.entries():
-        if kind == "start":
-            open_tasks[tag] = pid
-        else:
-            open_tasks.pop(tag, None)
-    for pid in open_tasks.values():
-        if int(pid) in children:
-            return int(pid)
-    return None
-
-
-def test_sigterm_finishes_the_running_task_and_returns_the_prefetched_ones_at_once(
-        broker_url: str, amqp: Amqp, queue: str, journal: Journal, worker_env: dict[str, str]) -> None:
-    with worker_process(str(TASKS), "-Q", queue, "-p", "1", "--prefetch", "4", env=worker_env) as worker:
-        send_records(broker_url, queue, ["running", "p1", "p2", "p3"], 8.0)  # long enough for slow rabbitmqctl reads
-        wait_for(lambda: journal.tags("start") == ["running"], what="the first task to start")
-        wait_for(lambda: unacked(queue) == 4, what="four deliveries held by the worker")
-        worker.signal(signal.SIGTERM)
-        signalled = time.monotonic()
-        wait_for(lambda: amqp.ready(queue) == 3, timeout=5, interval=0.01, what="three tasks back in the queue")
-        assert time.monotonic() - signalled < 1.0
-        assert worker.process.wait(timeout=15) == 0
-    assert journal.tags("done") == ["running"]
-    assert journal.tags("start") == ["running"]
-    assert amqp.ready(queue) == 3
-
-
-@pytest.mark.parametrize(("args", "cap"), [(["-t", "2"], 2), (["--prefetch", "3"], 3)])
-def test_a_process_never_holds_more_unacked_tasks_than_its_policy_allows(
-        broker_url: str, queue: str, journal: Journal, worker_env: dict[str, str], args: list[str], cap: int) -> None:
-    with worker_process(str(TASKS), "-Q", queue, "-p", "1", *args, env=worker_env):
-        send_records(broker_url, queue, [f"t{i}" for i in range(12)], 0.5)
-        samples = []
-        while len(journal.tags("done")) < 12 and len(samples) < 20:
-            samples.append(unacked(queue))
-        assert max(samples) == cap, samples
-
-
-def test_unlimited_prefetch_takes_everything_it_can(broker_url: str, queue: str, journal: Journal,
-                                                   worker_env: dict[str, str], tmp_path: Path) -> None:
-    """The yardstick above can fail: without a cap the broker pushes the whole backlog."""
-    gate = tmp_path / "gate"
-    with worker_process(str(TASKS), "-Q", queue, "-p", "1", "--prefetch", "unlimited", env=worker_env):
-        app = App(broker=broker_url)
-        try:
-            app.send_many("gated", [Call((f"t{i}", str(gate))) for i in range(10)], queue=queue)
-        finally:
-            app.close()
-        wait_for(lambda: unacked(queue) == 10, what="all ten held by one process")
-        gate.touch()
-        wait_for(lambda: len(journal.tags("done")) == 10, what="the ten tasks")
 
 
 def test_async_tasks_run_concurrently_in_one_process(broker_url: str, queue: str, journal: Journal,

@@ -126,3 +126,12 @@ def buggy(tag: str) -> None:
 def no_value_retry(tag: str) -> None:
     _log("start", tag)
     raise ValueError(f"{tag} is not a valid tag")
+
+
+def dots(body: bytes) -> None:
+    """The article's worker callback as a raw handler (``--raw-handler tasks_module.py:dots``), journalled:
+    the body is the tag, and each '.' is ``$FAIRQ_DOT_SECONDS`` of work (default 0.1)."""
+    tag = body.decode(errors="replace")
+    _log("start", tag)
+    time.sleep(body.count(b".") * float(os.environ.get("FAIRQ_DOT_SECONDS", "0.1")))
+    _log("done", tag)

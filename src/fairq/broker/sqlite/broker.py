@@ -21,7 +21,7 @@ from .schema import SYNCHRONOUS
 from .wake import FALLBACK, WakeSocket, consumers_of, notify
 
 T = TypeVar("T")
-#: With no prefetch cap, claim at most this many messages per transaction.
+#: With no prefetch cap, claim (or deal in turn) at most this many messages per transaction.
 CLAIM_BATCH = 100
 DEFAULT_SYNCHRONOUS = "full"
 
@@ -124,17 +124,20 @@ class SQLiteConsumer(Consumer):
                 following: float | None = None
                 if room > 0:
                     self._poke.clear()
-                    found = await self._broker.db.write(partial(queues.claim, queue=self.queue,
-                                                                session=self._broker.session, limit=room))
+                    # No cap: take turns with the queue's other uncapped consumers, as RabbitMQ's round-robin.
+                    take = (partial(queues.claim, limit=room) if self._prefetch
+                            else partial(queues.claim_in_turn, consumer=self._ident, limit=room))
+                    found = await self._broker.db.write(partial(take, queue=self.queue, session=self._broker.session))
                     if found is None:
                         raise ChannelClosed(f"the queue {self.queue!r} was deleted under its consumer", 404)
-                    rows, following = found
+                    notify(found.woken)
+                    following = found.following
                     if self._cancelled:  # cancel() began while the claim was on the database thread
-                        await self._release(rows)
+                        await self._release(found.rows)
                         return
-                    for row in rows:
+                    for row in found.rows:
                         self._deliver(SQLiteDelivery(self._broker, self.queue, row, self))
-                    if rows and len(rows) == room:
+                    if found.more:
                         await asyncio.sleep(0)  # let the handlers start; more may be ready
                         continue
                 timeout = FALLBACK if following is None else min(FALLBACK, max(0.0, following - time.time()))
@@ -179,7 +182,7 @@ class SQLiteConsumer(Consumer):
             pass
         self._broker.consumers.discard(self)
         if self._broker.connected:
-            await self._broker.db.write(partial(queues.remove_consumer, ident=self._ident))
+            notify(await self._broker.db.write(partial(queues.remove_consumer, ident=self._ident)))
 
 
 class SQLiteBroker(Broker):
@@ -264,7 +267,8 @@ class SQLiteBroker(Broker):
             if self._wake is not None:
                 self._wake.listen(self._woken)
         address = self._wake.address if self._wake is not None else None
-        ident = await self._write(partial(queues.add_consumer, session=self.session, queue=queue, wake=address))
+        ident = await self._write(partial(queues.add_consumer, session=self.session, queue=queue, wake=address,
+                                          prefetch=prefetch))
         if ident is None:
             raise ChannelClosed(f"consume {queue!r}: no such queue", 404)
         consumer = SQLiteConsumer(self, queue, prefetch, handler, ident)
@@ -289,8 +293,7 @@ class SQLiteBroker(Broker):
         found = await self._write(partial(queues.claim, queue=queue, session=self.session, limit=1))
         if found is None:
             raise ChannelClosed(f"get from {queue!r}: no such queue", 404)
-        rows, _ = found
-        return SQLiteDelivery(self, queue, rows[0], None) if rows else None
+        return SQLiteDelivery(self, queue, found.rows[0], None) if found.rows else None
 
     async def delete(self, queue: str) -> None:
         notify(await self._write(partial(queues.delete, queue=queue)))

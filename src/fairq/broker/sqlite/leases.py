@@ -57,6 +57,10 @@ def end_session(conn: sqlite3.Connection, session: int) -> set[str]:
     queues = {row[0] for row in conn.execute("SELECT DISTINCT queue FROM messages WHERE session = ?", (session,))}
     conn.execute("UPDATE messages SET session = NULL, redelivered = 1, delivery_count = delivery_count + 1 "
                  "WHERE session = ?", (session,))
+    # Dealt to its consumers and not yet claimed: anyone's again, not a lost delivery.
+    mine = "offered_to IN (SELECT id FROM consumers WHERE session = ?)"
+    queues |= {row[0] for row in conn.execute(f"SELECT DISTINCT queue FROM messages WHERE {mine}", (session,))}
+    conn.execute(f"UPDATE messages SET offered_to = NULL WHERE {mine}", (session,))
     conn.execute("DELETE FROM consumers WHERE session = ?", (session,))
     conn.execute("DELETE FROM sessions WHERE id = ?", (session,))
     return queues

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -63,8 +63,9 @@ def exists(conn: sqlite3.Connection, queue: str) -> bool:
 
 
 def _ready(conn: sqlite3.Connection, queue: str, now: float) -> int:
-    return int(conn.execute("SELECT count(*) FROM messages WHERE queue = ? AND session IS NULL AND ready_at <= ?",
-                            (queue, now)).fetchone()[0])
+    """Ready for anyone: neither claimed nor dealt to an uncapped consumer (that one holds it, as RabbitMQ's push)."""
+    return int(conn.execute("SELECT count(*) FROM messages WHERE queue = ? AND session IS NULL "
+                            "AND offered_to IS NULL AND ready_at <= ?", (queue, now)).fetchone()[0])
 
 
 def publish(conn: sqlite3.Connection, queue: str, envelope: Envelope, delay: float) -> list[str]:
@@ -84,36 +85,117 @@ def publish(conn: sqlite3.Connection, queue: str, envelope: Envelope, delay: flo
     return consumers_of(conn, [queue])
 
 
-def claim(conn: sqlite3.Connection, queue: str, session: int, limit: int) -> tuple[list[Row], float | None] | None:
-    """Claim up to ``limit`` ready messages of ``queue`` for ``session``, oldest first.
+@dataclass(frozen=True)
+class Claimed:
+    """What one claim took, and when to look again."""
 
-    Returns the rows and the ``ready_at`` of the next delayed message (None if there is none),
-    or None if the queue does not exist. A message lost more than the queue's delivery limit
-    moves to the dead-letter queue instead, with the reason ``delivery limit``.
+    rows: list[Row]
+    #: The ``ready_at`` of the next delayed message (None if there is none), when the claim took all it could.
+    following: float | None
+    #: The claim took as many as it was allowed: more may be ready now.
+    more: bool
+    #: Wake addresses of the consumers it dealt messages to (to notify after the commit).
+    woken: list[str] = field(default_factory=list)
+
+
+def claim(conn: sqlite3.Connection, queue: str, session: int, limit: int) -> Claimed | None:
+    """Claim up to ``limit`` ready messages of ``queue`` for ``session``, oldest first (None: no such queue).
+
+    Messages dealt to an uncapped consumer (:func:`claim_in_turn`) are not taken. A message lost more
+    than the queue's delivery limit moves to the dead-letter queue instead, with the reason
+    ``delivery limit``.
     """
     spec = conn.execute("SELECT delivery_limit FROM queues WHERE name = ?", (queue,)).fetchone()
     if spec is None:
         return None
-    max_lost = spec[0]
     now = time.time()
     rows: list[Row] = []
     while len(rows) < limit:
-        found = [_row(values) for values in conn.execute(
-            f"SELECT {_COLUMNS} FROM messages WHERE queue = ? AND session IS NULL AND ready_at <= ? "
-            "ORDER BY id LIMIT ?", (queue, now, limit - len(rows)))]
+        found = _free(conn, queue, now, limit - len(rows))
         if not found:
             break
         for row in found:
-            if max_lost is not None and row.delivery_count > max_lost:
-                _dead(conn, queue, row, now)
+            if not _over_limit(conn, queue, row, spec[0], now):
+                rows.append(_take(conn, row, session))
+    return Claimed(rows, _following(conn, queue) if len(rows) < limit else None, len(rows) == limit)
+
+
+def claim_in_turn(conn: sqlite3.Connection, queue: str, session: int, consumer: int, limit: int) -> Claimed | None:
+    """Claim for an uncapped consumer (prefetch 0): what was dealt to it, then deal the free ready messages
+    to the queue's uncapped consumers in turn, oldest first, taking its own share.
+
+    RabbitMQ pushes each message to the next consumer of a queue with room, and one without a cap always
+    has room: the article's round-robin. A plain claim would let whichever consumer looks first take
+    the whole backlog instead. Dealt messages wait, set aside, for their consumer's next claim (it is
+    woken); if it goes first (cancelled, its session ended) they are anyone's again. At most ``limit``
+    messages are dealt or taken per call.
+    """
+    spec = conn.execute("SELECT delivery_limit, turn FROM queues WHERE name = ?", (queue,)).fetchone()
+    if spec is None:
+        return None
+    max_lost, turn = spec
+    ring = [r[0] for r in conn.execute("SELECT id FROM consumers WHERE queue = ? AND prefetch = 0 ORDER BY id",
+                                       (queue,))]
+    if consumer not in ring:  # not registered (any more): take nothing dealt, deal nothing
+        return claim(conn, queue, session, limit)
+    now = time.time()
+    rows = [_take(conn, row, session) for row in (_row(values) for values in conn.execute(
+        f"SELECT {_COLUMNS} FROM messages WHERE offered_to = ? AND session IS NULL ORDER BY id LIMIT ?",
+        (consumer, limit)))]
+    dealt: set[int] = set()
+    handled = len(rows)
+    while handled < limit:
+        found = _free(conn, queue, now, limit - handled)
+        if not found:
+            break
+        handled += len(found)
+        for row in found:
+            if _over_limit(conn, queue, row, max_lost, now):
+                continue
+            target, turn = ring[turn % len(ring)], turn + 1
+            if target == consumer:
+                rows.append(_take(conn, row, session))
             else:
-                conn.execute("UPDATE messages SET session = ? WHERE id = ?", (session, row.id))
-                rows.append(row)
-    following = None
-    if len(rows) < limit:
-        following = conn.execute("SELECT min(ready_at) FROM messages WHERE queue = ? AND session IS NULL",
-                                 (queue,)).fetchone()[0]
-    return rows, following
+                conn.execute("UPDATE messages SET offered_to = ? WHERE id = ?", (target, row.id))
+                dealt.add(target)
+    conn.execute("UPDATE queues SET turn = ? WHERE name = ?", (turn % len(ring), queue))
+    more = handled >= limit
+    return Claimed(rows, None if more else _following(conn, queue), more, _wake_addresses(conn, dealt))
+
+
+def _free(conn: sqlite3.Connection, queue: str, now: float, limit: int) -> list[Row]:
+    """The oldest ready messages of ``queue`` that nobody holds or was dealt."""
+    return [_row(values) for values in conn.execute(
+        f"SELECT {_COLUMNS} FROM messages WHERE queue = ? AND session IS NULL AND offered_to IS NULL "
+        "AND ready_at <= ? ORDER BY id LIMIT ?", (queue, now, limit))]
+
+
+def _take(conn: sqlite3.Connection, row: Row, session: int) -> Row:
+    conn.execute("UPDATE messages SET session = ?, offered_to = NULL WHERE id = ?", (session, row.id))
+    return row
+
+
+def _over_limit(conn: sqlite3.Connection, queue: str, row: Row, max_lost: int | None, now: float) -> bool:
+    """Dead-letter ``row`` if it was lost more than ``max_lost`` times (True: it is gone from ``queue``)."""
+    if max_lost is None or row.delivery_count <= max_lost:
+        return False
+    _dead(conn, queue, row, now)
+    return True
+
+
+def _following(conn: sqlite3.Connection, queue: str) -> float | None:
+    """When the next free message becomes ready (dealt ones are not free: a claimer must not spin on them)."""
+    return conn.execute("SELECT min(ready_at) FROM messages WHERE queue = ? AND session IS NULL "
+                        "AND offered_to IS NULL", (queue,)).fetchone()[0]
+
+
+def _wake_addresses(conn: sqlite3.Connection, consumers: set[int]) -> list[str]:
+    if not consumers:
+        return []
+    marks = ",".join("?" * len(consumers))
+    return [r[0] for r in conn.execute(
+        f"SELECT DISTINCT s.wake FROM consumers c JOIN sessions s ON s.id = c.session "
+        f"WHERE c.id IN ({marks}) AND s.wake IS NOT NULL", sorted(consumers))]
 
 
 def _dead(conn: sqlite3.Connection, queue: str, row: Row, now: float) -> None:
@@ -135,25 +217,29 @@ def release(conn: sqlite3.Connection, idents: list[int], session: int) -> None:
                      [(ident, session) for ident in idents])
 
 
-def add_consumer(conn: sqlite3.Connection, session: int, queue: str, wake: str | None) -> int | None:
+def add_consumer(conn: sqlite3.Connection, session: int, queue: str, wake: str | None, prefetch: int) -> int | None:
     if not exists(conn, queue):
         return None
     if wake is not None:
         conn.execute("UPDATE sessions SET wake = ? WHERE id = ?", (wake, session))
-    cur = conn.execute("INSERT INTO consumers (session, queue) VALUES (?, ?)", (session, queue))
+    cur = conn.execute("INSERT INTO consumers (session, queue, prefetch) VALUES (?, ?, ?)", (session, queue, prefetch))
     return cur.lastrowid
 
 
-def remove_consumer(conn: sqlite3.Connection, ident: int) -> None:
+def remove_consumer(conn: sqlite3.Connection, ident: int) -> list[str]:
+    """Forget a consumer; what was dealt to it is anyone's again (the wake addresses of those who may take it)."""
+    row = conn.execute("SELECT queue FROM consumers WHERE id = ?", (ident,)).fetchone()
     conn.execute("DELETE FROM consumers WHERE id = ?", (ident,))
+    freed = conn.execute("UPDATE messages SET offered_to = NULL WHERE offered_to = ?", (ident,)).rowcount
+    return consumers_of(conn, [row[0]]) if row is not None and freed else []
 
 
 def stats(conn: sqlite3.Connection, queue: str) -> QueueStats | None:
     if not exists(conn, queue):
         return None
     consumers = conn.execute("SELECT count(*) FROM consumers WHERE queue = ?", (queue,)).fetchone()[0]
-    unacked = conn.execute("SELECT count(*) FROM messages WHERE queue = ? AND session IS NOT NULL",
-                           (queue,)).fetchone()[0]
+    unacked = conn.execute("SELECT count(*) FROM messages WHERE queue = ? "
+                           "AND (session IS NOT NULL OR offered_to IS NOT NULL)", (queue,)).fetchone()[0]
     return QueueStats(queue, _ready(conn, queue, time.time()), int(consumers), unacked=int(unacked), kind=KIND)
 
 
@@ -163,9 +249,9 @@ def names(conn: sqlite3.Connection) -> list[str]:
 
 
 def purge(conn: sqlite3.Connection, queue: str) -> int:
-    """Delete the ready messages (not those claimed, nor delayed ones still held)."""
-    return conn.execute("DELETE FROM messages WHERE queue = ? AND session IS NULL AND ready_at <= ?",
-                        (queue, time.time())).rowcount
+    """Delete the ready messages (not those claimed or dealt, nor delayed ones still held)."""
+    return conn.execute("DELETE FROM messages WHERE queue = ? AND session IS NULL AND offered_to IS NULL "
+                        "AND ready_at <= ?", (queue, time.time())).rowcount
 
 
 def delete(conn: sqlite3.Connection, queue: str) -> list[str]:

@@ -3,7 +3,8 @@
 A fairq database says so twice: ``PRAGMA application_id`` holds :data:`APPLICATION_ID` and
 ``PRAGMA user_version`` the schema version. A file with another application id (or tables
 but no id) is not ours and is refused rather than written to; a newer version is refused so an
-old fairq never misreads a newer layout.
+old fairq never misreads a newer layout, and an older one is brought up to date (:data:`MIGRATIONS`)
+in the transaction that opens it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ...errors import ConfigurationError
 
 #: "fqdb": marks a SQLite file as a fairq broker database.
 APPLICATION_ID = 0x66716462
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Waiting this long for another process's write lock before a statement fails.
 BUSY_TIMEOUT_MS = 10_000
 SYNCHRONOUS = ("full", "normal", "extra", "off")
@@ -26,7 +27,8 @@ CREATE TABLE queues (
     name TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
     max_length INTEGER,
-    delivery_limit INTEGER
+    delivery_limit INTEGER,
+    turn INTEGER NOT NULL DEFAULT 0            -- the next of its uncapped consumers to be dealt a message
 );
 CREATE TABLE messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,      -- publish order: a requeued message keeps its place
@@ -40,11 +42,13 @@ CREATE TABLE messages (
     ready_at REAL NOT NULL,                    -- wall-clock seconds, a delay sets it in the future
     session INTEGER,                           -- the session holding the claim, NULL: not claimed
     delivery_count INTEGER NOT NULL DEFAULT 0, -- claims lost without a settlement (process died, lease expired)
-    redelivered INTEGER NOT NULL DEFAULT 0
+    redelivered INTEGER NOT NULL DEFAULT 0,
+    offered_to INTEGER                         -- the uncapped consumer it was dealt to, NULL: anyone's
 );
 CREATE INDEX messages_free ON messages (queue, id) WHERE session IS NULL;
 CREATE INDEX messages_due ON messages (queue, ready_at) WHERE session IS NULL;
 CREATE INDEX messages_claimed ON messages (session) WHERE session IS NOT NULL;
+CREATE INDEX messages_offered ON messages (offered_to) WHERE offered_to IS NOT NULL;
 CREATE TABLE sessions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     pid INTEGER NOT NULL,
@@ -55,10 +59,19 @@ CREATE TABLE sessions (
 CREATE TABLE consumers (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     session INTEGER NOT NULL,
-    queue TEXT NOT NULL
+    queue TEXT NOT NULL,
+    prefetch INTEGER NOT NULL DEFAULT 1        -- 0: no cap (dealt messages in turn)
 );
 CREATE INDEX consumers_queue ON consumers (queue);
 """
+
+#: The statements that bring a file of schema version N up to N + 1.
+MIGRATIONS = {
+    1: ["ALTER TABLE queues ADD COLUMN turn INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE messages ADD COLUMN offered_to INTEGER",
+        "ALTER TABLE consumers ADD COLUMN prefetch INTEGER NOT NULL DEFAULT 1",
+        "CREATE INDEX messages_offered ON messages (offered_to) WHERE offered_to IS NOT NULL"],
+}
 
 
 def open_database(path: Path, synchronous: str) -> sqlite3.Connection:
@@ -111,6 +124,12 @@ def _check_and_create(conn: sqlite3.Connection, path: Path) -> None:
         elif version > SCHEMA_VERSION:
             raise ConfigurationError(f"sqlite broker: {path} has schema version {version}, newer than this "
                                      f"fairq's {SCHEMA_VERSION}: upgrade fairq")
+        else:
+            for old in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[old]:
+                    conn.execute(statement)
+            if version < SCHEMA_VERSION:
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
