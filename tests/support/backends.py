@@ -20,6 +20,7 @@ from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -157,7 +158,9 @@ class Harness:
         its consumers' channels (rabbitmqctl), as the management API's lags by seconds.
         """
         unacked = self.stats(queue).unacked
-        return rabbit_counts.unacked(queue) if unacked is None else unacked
+        if unacked is not None:
+            return unacked
+        return rabbit_counts.unacked(queue, unquote(urlsplit(self.url).path[1:]) or "/")
 
     def dead_letters(self, queue: str) -> list[DeadLetter]:
         """``fairq dlq list QUEUE``'s records, oldest first (left in place)."""

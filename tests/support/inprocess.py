@@ -16,7 +16,7 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 
-from fairq.broker import Backend, QueueKind, QueueSpec
+from fairq.broker import Backend, QueueKind, QueueSpec, kind_option
 from fairq.config import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_MESSAGE_BYTES
 from fairq.worker.loader import load_app, load_callable
 from fairq.worker.policy import DEFAULT_POLICY, Prefetch
@@ -39,7 +39,7 @@ class InProcessWorkers:
         app = load_app(module) if module else None
         raw = load_callable(raw_handler) if raw_handler else None
         if raw is not None:
-            specs = [QueueSpec(q, QueueKind.PLAIN) for q in queues]
+            specs = [QueueSpec(q, options=kind_option(QueueKind.PLAIN)) for q in queues]
         else:
             assert app is not None, "a task module or a raw handler"
             specs = [app.queue_spec(q) for q in queues]

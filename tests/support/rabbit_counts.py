@@ -15,13 +15,13 @@ def rabbitmqctl(*args: str) -> str:
                           timeout=60).stdout
 
 
-def unacked(queue: str) -> int:
+def unacked(queue: str, vhost: str = "/") -> int:
     """Deliveries of ``queue`` held unacknowledged by its consumers, as the broker counts them.
 
     Read from the consumers' channels: they are live, while list_queues figures of
     quorum queues lag by seconds. fairq gives every consumer its own channel.
     """
-    rows = rabbitmqctl("list_consumers", "queue_name", "channel_pid", "--no-table-headers").splitlines()
+    rows = rabbitmqctl("list_consumers", "-p", vhost, "queue_name", "channel_pid", "--no-table-headers").splitlines()
     channels = {line.split("\t")[1] for line in rows if line.split("\t")[0] == queue}
     total = 0
     for line in rabbitmqctl("list_channels", "pid", "messages_unacknowledged", "--no-table-headers").splitlines():
