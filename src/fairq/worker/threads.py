@@ -21,9 +21,10 @@ from typing import Any, Protocol
 
 
 class Timed(Protocol):
-    """What a job may carry for its caller: a record the thread stamps with the start time."""
+    """What a job may carry for its caller: a record the thread stamps with its index and the start time."""
 
     started: float
+    index: int
 
 
 class NotStarted(Exception):
@@ -68,7 +69,8 @@ class ThreadRunner:
         self._wake_pending = False
         #: Jobs a thread is running now (read by the time-limit watchdog on the loop).
         self.running: set[Job] = set()
-        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(threads)]
+        self._threads = [threading.Thread(target=self._work, args=(i,), name=f"{name}-{i}", daemon=True)
+                         for i in range(threads)]
         for thread in self._threads:
             thread.start()
 
@@ -108,13 +110,14 @@ class ThreadRunner:
         for _ in self._threads:
             self._jobs.put(None)
 
-    def _work(self) -> None:
+    def _work(self, index: int) -> None:
         while True:
             job = self._jobs.get()
             if job is None:
                 return
             job.started = time.time()
             if job.record is not None:
+                job.record.index = index
                 job.record.started = job.started
             self.running.add(job)
             if job.on_start is not None:

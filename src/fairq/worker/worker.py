@@ -29,6 +29,7 @@ from .hooks import Hooks, Subscriber
 from .pipeline import Pipeline
 from .policy import DEFAULT_POLICY, Prefetch
 from .slots import Slots
+from .snapshot import TaskCounter, WorkerSnapshot, take
 from .watchdog import Watchdog
 from .window import WindowControl
 
@@ -90,6 +91,8 @@ class Worker:
         self.consumers: list[Consumer] = []
         self.hooks = hooks if isinstance(hooks, Hooks) else Hooks(hooks or ())
         tasklog.subscribe(self.hooks)
+        self._counter = TaskCounter()
+        self._counter.attach(self.hooks)
         self.slots = Slots(threads, name)
         self.window = WindowControl(self, self.slots, prefetch)
         self.watchdog = Watchdog(self, self.slots, self.window)
@@ -110,6 +113,10 @@ class Worker:
     def duplicates_suppressed(self) -> int:
         """Redeliveries settled with the result of a run here instead of running again (duplicates.py)."""
         return self.pipeline.duplicates_suppressed
+
+    def snapshot(self) -> WorkerSnapshot:
+        """What this worker is doing now: running tasks, held-not-started, window, counters (snapshot.py)."""
+        return take(self, self._counter)
 
     # -- control (call on the worker's loop) ----------------------------------------------
 
