@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, cast
@@ -22,17 +22,21 @@ from pamqp import commands as spec
 from ...config import redact
 from ...errors import ChannelClosed, ConnectionFailed, QueueFull
 from ...message import Envelope
-from ..base import Broker, Consumer, Delivery, DeliveryHandler, QueueSpec, QueueStats
+from ..base import Broker, Consumer, Delivery, DeliveryHandler, EventHandler, EventSubscription, QueueSpec, QueueStats
 from ..topology import delay_level
 from . import delays
 from .acks import AckBatcher
 from .deliveries import RabbitConsumer, RabbitDelivery
 from .errors import error_code as _code, reason as _reason, translate, translated
+from .events import EventPublisher, subscribe as subscribe_events
 from .management import management_queues, queue_stats
 from .properties import SharedProperties, to_properties
 from .topology import Declarer
 
 log = logging.getLogger("fairq.broker")
+
+#: How long closing waits for event batches already taken to reach the socket.
+EVENTS_DRAIN_SECONDS = 1.0
 
 
 class RabbitMQBroker(Broker):
@@ -59,6 +63,7 @@ class RabbitMQBroker(Broker):
         self._listed: dict[str, QueueStats] = {}
         self._shared: SharedProperties | None = None
         self._last_headers: dict[str, Any] | None = None
+        self._events = EventPublisher(lambda: self._connection, self.is_blocked, self.display_url)
 
     # -- connection -------------------------------------------------------------------
 
@@ -97,6 +102,7 @@ class RabbitMQBroker(Broker):
     async def close(self) -> None:
         self._closing = True
         if self._connection is not None and not self._connection.is_closed:
+            await self._events.drain(EVENTS_DRAIN_SECONDS)
             for acks in self._batchers:
                 acks.flush()
             try:
@@ -111,6 +117,7 @@ class RabbitMQBroker(Broker):
                 await self._connection.close()
             except Exception as exc:  # closing a dead connection is not an error worth raising
                 log.debug("closing connection: %s", _reason(exc))
+        self._events.reset()
         self._connection = None
         self._publish_channel = None
         self._get_channel = None
@@ -271,6 +278,17 @@ class RabbitMQBroker(Broker):
             await channel.basic_qos(prefetch_count=prefetch)
             ok = await channel.basic_consume(queue, on_message)
         return RabbitConsumer(channel, ok.consumer_tag or "", acks, self._retired)
+
+    # -- events (events.py) ---------------------------------------------------------------
+
+    def publish_event(self, key: str, body: bytes) -> bool:
+        return self._events.publish(key, body)
+
+    async def subscribe_events(self, patterns: Sequence[str], handler: EventHandler) -> EventSubscription:
+        def watch(channel: aiormq.abc.AbstractChannel) -> None:
+            self._watch(channel.closing, "event listener channel", channel)
+
+        return await subscribe_events(self._require(), patterns, handler, watch, self._retired, self.display_url)
 
     async def get(self, queue: str) -> Delivery | None:
         if self._get_channel is None or self._get_channel.is_closed:

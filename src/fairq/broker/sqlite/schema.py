@@ -3,7 +3,9 @@
 A fairq database says so twice: ``PRAGMA application_id`` holds :data:`APPLICATION_ID` and
 ``PRAGMA user_version`` the schema version. A file with another application id (or tables
 but no id) is not ours and is refused rather than written to; a newer version is refused so an
-old fairq never misreads a newer layout.
+old fairq never misreads a newer layout. An older version is brought up to date when it is
+opened (:data:`MIGRATIONS`, in the same transaction that checks it): version 2 added the
+event tables (events.py), so a file a fairq with events has opened is refused by older ones.
 """
 
 from __future__ import annotations
@@ -16,11 +18,25 @@ from ...errors import ConfigurationError
 
 #: "fqdb": marks a SQLite file as a fairq broker database.
 APPLICATION_ID = 0x66716462
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Waiting this long for another process's write lock before a statement fails.
 BUSY_TIMEOUT_MS = 10_000
 SYNCHRONOUS = ("full", "normal", "extra", "off")
 
+#: The event channel's tables (events.py), added in schema version 2.
+EVENTS_DDL = """
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,      -- publish order, never reused: a gap is a pruned batch
+    key TEXT NOT NULL,                         -- routing key, e.g. task.started
+    body BLOB NOT NULL,                        -- one batch (docs/events.md)
+    at REAL NOT NULL                           -- wall-clock seconds when stored
+);
+CREATE TABLE event_listeners (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session INTEGER NOT NULL,                  -- the listener's broker session (sessions.id)
+    wake TEXT                                  -- its wake-up socket address
+);
+"""
 DDL = """
 CREATE TABLE queues (
     name TEXT PRIMARY KEY,
@@ -58,7 +74,9 @@ CREATE TABLE consumers (
     queue TEXT NOT NULL
 );
 CREATE INDEX consumers_queue ON consumers (queue);
-"""
+""" + EVENTS_DDL
+#: What brings a file of version N to N + 1 (additive only: nothing a running older fairq reads changes).
+MIGRATIONS = {1: EVENTS_DDL}
 
 
 def open_database(path: Path, synchronous: str) -> sqlite3.Connection:
@@ -100,10 +118,7 @@ def _check_and_create(conn: sqlite3.Connection, path: Path) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         if app == 0 and tables == 0:
-            # statement by statement: executescript would commit the transaction
-            for statement in DDL.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            _run(conn, DDL)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         elif app != APPLICATION_ID:
@@ -111,8 +126,20 @@ def _check_and_create(conn: sqlite3.Connection, path: Path) -> None:
         elif version > SCHEMA_VERSION:
             raise ConfigurationError(f"sqlite broker: {path} has schema version {version}, newer than this "
                                      f"fairq's {SCHEMA_VERSION}: upgrade fairq")
+        else:
+            for step in range(version, SCHEMA_VERSION):
+                _run(conn, MIGRATIONS[step])
+            if version < SCHEMA_VERSION:
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _run(conn: sqlite3.Connection, script: str) -> None:
+    """Statement by statement: executescript would commit the transaction."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
