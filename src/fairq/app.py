@@ -49,6 +49,8 @@ class App:
     ``broker``: the broker URL (else ``$FAIRQ_BROKER_URL``, else the default), resolved and
     opened as a backend at the first send. ``backend``: a backend object instead, e.g. one
     in-process store shared with a worker in the same process; give one or the other.
+    ``events``: False to have ``fairq worker`` run this app's tasks without emitting events
+    (as ``--no-events`` does; docs/events.md).
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class App:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
         send_timeout: float = DEFAULT_SEND_TIMEOUT,
+        events: bool = True,
     ) -> None:
         if delivery_limit < 1:
             raise ConfigurationError(f"delivery_limit must be >= 1, got {delivery_limit}")
@@ -71,6 +74,7 @@ class App:
         self.max_message_bytes = max_message_bytes
         self.delivery_limit = delivery_limit
         self.send_timeout = send_timeout
+        self.events = events
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._queue_options: dict[str, QueueOptions] = {}
         self._loop = LoopThread("fairq-producer")

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..worker import hooks
 from .buffer import DEFAULT_CAPACITY, EventBuffer
-from .codec import encode_batch, task_fields, task_kind, worker_fields
-from .model import TASK_KINDS, WorkerHeartbeat, WorkerOffline, WorkerOnline, routing_key
+from .codec import encode_task_batch, encode_worker_batch, task_kind, task_row, worker_fields
+from .model import TASK_KINDS, WorkerEvent, WorkerHeartbeat, WorkerOffline, WorkerOnline, routing_key
 
 if TYPE_CHECKING:
     from ..worker.worker import Worker
@@ -45,8 +45,7 @@ DEFAULT_HEARTBEAT = 2.0
 DEFAULT_LINGER = 0.1
 #: Events per batch at most (one broker message; about 100 KB).
 MAX_BATCH = 500
-_KEYS = tuple(routing_key("task", kind) for kind in TASK_KINDS)
-_ORDER = {key: index for index, key in enumerate(_KEYS)}
+_ORDER = {kind: index for index, kind in enumerate(TASK_KINDS)}
 _HOOK_KINDS = (hooks.Received, hooks.Started, hooks.Finished, hooks.Retried, hooks.DeadLettered, hooks.HandedBack)
 
 
@@ -147,44 +146,45 @@ class EventEmitter:
         worker = self._worker
         if not worker.ready.is_set():
             return  # reconnecting: kept (bounded) for the next session; its first heartbeat flushes
-        groups: dict[str, list[dict[str, Any]]] = {}
+        tasks: dict[str, list[list[Any]]] = {}
         if self._online is not None:
-            groups[self._online.key] = [worker_fields(self._online)]
+            self._publish_worker(self._online)
             self._online = None
             self._was_online = True
         last: dict[str, int] = {}
         for event in self._buffer.take():
-            key = "task." + task_kind(event)
-            ident = event.message_id
-            order = _ORDER[key]
-            if last.get(ident, -1) >= order:  # this message's story starts again: what came before goes first
-                self._publish(groups)
-                groups, last = {}, {}
-            last[ident] = order
-            groups.setdefault(key, []).append(task_fields(event))
+            kind = task_kind(event)
+            order = _ORDER[kind]
+            if last.get(event.message_id, -1) >= order:
+                # This message's story starts again (handed back and received again, a retry received):
+                # what came before goes first.
+                self._publish_tasks(tasks)
+                tasks, last = {}, {}
+            last[event.message_id] = order
+            tasks.setdefault(kind, []).append(task_row(kind, event))
+        self._publish_tasks(tasks)
         for pending in (self._heartbeat, self._offline):
             if pending is not None:
-                groups[pending.key] = [worker_fields(pending)]
+                self._publish_worker(pending)
         self._heartbeat = self._offline = None
-        self._publish(groups)
 
-    def _publish(self, groups: dict[str, list[dict[str, Any]]]) -> None:
-        broker = self._worker.broker
-        for key in sorted(groups, key=_rank):
-            events = groups[key]
-            for start in range(0, len(events), MAX_BATCH):
-                chunk = events[start:start + MAX_BATCH]
+    def _publish_tasks(self, tasks: dict[str, list[list[Any]]]) -> None:
+        """One batch per kind (split at :data:`MAX_BATCH`), in the order of a delivery's story."""
+        for kind in sorted(tasks, key=_ORDER.__getitem__):
+            rows = tasks[kind]
+            for start in range(0, len(rows), MAX_BATCH):
+                chunk = rows[start:start + MAX_BATCH]
                 self._seq += 1
-                body = encode_batch(key, self._worker.name, self.options.process, self._seq, chunk)
-                if not broker.publish_event(key, body):
+                body = encode_task_batch(kind, self._worker.name, self.options.process, self._seq, chunk)
+                if not self._worker.broker.publish_event(routing_key("task", kind), body):
                     self._buffer.lost(len(chunk))
 
-
-def _rank(key: str) -> int:
-    """Batches of one flush go out in this order: online, task events in story order, heartbeat, offline."""
-    if key in _ORDER:
-        return 1 + _ORDER[key]
-    return {"worker.online": 0, "worker.heartbeat": 100, "worker.offline": 101}.get(key, 99)
+    def _publish_worker(self, event: WorkerEvent) -> None:
+        self._seq += 1
+        body = encode_worker_batch(event.kind, self._worker.name, self.options.process, self._seq,
+                                   [worker_fields(event)])
+        if not self._worker.broker.publish_event(event.key, body):
+            self._buffer.lost(1)
 
 
 def emitter_for(worker: Worker, events: bool | EventOptions) -> EventEmitter | None:
