@@ -28,7 +28,7 @@ from . import delays
 from .acks import AckBatcher
 from .deliveries import RabbitConsumer, RabbitDelivery
 from .errors import error_code as _code, reason as _reason, translate, translated
-from .events import EventPublisher, subscribe as subscribe_events
+from .events import EventPublisher, is_blocked, subscribe as subscribe_events
 from .management import management_queues, queue_stats
 from .properties import SharedProperties, to_properties
 from .topology import Declarer
@@ -63,7 +63,7 @@ class RabbitMQBroker(Broker):
         self._listed: dict[str, QueueStats] = {}
         self._shared: SharedProperties | None = None
         self._last_headers: dict[str, Any] | None = None
-        self._events = EventPublisher(lambda: self._connection, self.is_blocked, self.display_url)
+        self._events = EventPublisher(url, self.display_url)  # a connection of its own (rabbitmq/events.py)
 
     # -- connection -------------------------------------------------------------------
 
@@ -91,9 +91,7 @@ class RabbitMQBroker(Broker):
         closing.add_done_callback(on_closed)
 
     def is_blocked(self) -> bool:
-        # aiormq tracks connection.blocked / unblocked in a private event; read it defensively.
-        unblocked = getattr(self._connection, "_Connection__connection_unblocked", None)
-        return isinstance(unblocked, asyncio.Event) and not unblocked.is_set()
+        return is_blocked(self._connection)
 
     async def wait_lost(self) -> BaseException:
         assert self._lost is not None, "connect() first"
@@ -101,8 +99,8 @@ class RabbitMQBroker(Broker):
 
     async def close(self) -> None:
         self._closing = True
+        await self._events.close(EVENTS_DRAIN_SECONDS)
         if self._connection is not None and not self._connection.is_closed:
-            await self._events.drain(EVENTS_DRAIN_SECONDS)
             for acks in self._batchers:
                 acks.flush()
             try:
@@ -117,7 +115,7 @@ class RabbitMQBroker(Broker):
                 await self._connection.close()
             except Exception as exc:  # closing a dead connection is not an error worth raising
                 log.debug("closing connection: %s", _reason(exc))
-        self._events.reset()
+        self._events = EventPublisher(self.url, self.display_url)  # a later connect() may publish again
         self._connection = None
         self._publish_channel = None
         self._get_channel = None
@@ -282,6 +280,8 @@ class RabbitMQBroker(Broker):
     # -- events (events.py) ---------------------------------------------------------------
 
     def publish_event(self, key: str, body: bytes) -> bool:
+        if self._connection is None or self._connection.is_closed:
+            return False
         return self._events.publish(key, body)
 
     async def subscribe_events(self, patterns: Sequence[str], handler: EventHandler) -> EventSubscription:
