@@ -9,6 +9,7 @@ import time
 import click
 
 from ..broker import open_backend
+from ..config import redact
 from ..events import Event, EventStream, TaskEvent, WorkerEvent, WorkerHeartbeat, as_json, listen
 from .common import broker_option, one_line_errors, resolve_broker
 
@@ -53,8 +54,9 @@ def _worker_parts(event: WorkerEvent) -> list[str]:
     if isinstance(event, WorkerHeartbeat):
         counters = event.counters
         running = ", ".join(f"{r.task} {r.elapsed(event.at):.1f}s" for r in event.running) or "idle"
-        parts = [f"{event.state}{'' if event.connected else ' (reconnecting)'}",
-                 f"running {len(event.running)}/{event.slots}: {running}",
+        state = "" if event.state == "running" and event.connected else (
+            f"{event.state}{'' if event.connected else ', reconnecting'}: ")
+        parts = [f"{state}running {len(event.running)}/{event.slots}: {running}",
                  f"held-not-started {event.held_not_started}", f"window {event.window}{' parked' if event.parked else ''}",
                  f"done {counters.succeeded} failed {counters.failed} retried {counters.retried} "
                  f"dead {counters.dead_lettered}"]
@@ -97,8 +99,11 @@ def events(as_json_lines: bool, keys: tuple[str, ...], count: int | None, broker
     """
     url = resolve_broker(broker)
 
+    patterns = list(keys) or ["#"]
+
     async def main() -> None:
-        async with listen(open_backend(url), list(keys) or ["#"]) as stream:
+        async with listen(open_backend(url), patterns) as stream:
+            click.echo(f"fairq events: listening on {redact(url)} for {', '.join(patterns)} (Ctrl-C stops)", err=True)
             await _print(stream, as_json_lines, count)
 
     asyncio.run(main())
