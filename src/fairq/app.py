@@ -50,6 +50,9 @@ class App:
 
     ``queue_kind``: how RabbitMQ creates a missing queue (:class:`~fairq.QueueKind`; None: its
     backend's default, quorum), a backend option: SQLite and memory ignore it.
+
+    ``events``: False to have ``fairq worker`` run this app's tasks without emitting events
+    (as ``--no-events`` does; docs/events.md).
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class App:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
         send_timeout: float = DEFAULT_SEND_TIMEOUT,
+        events: bool = True,
     ) -> None:
         if delivery_limit < 1:
             raise ConfigurationError(f"delivery_limit must be >= 1, got {delivery_limit}")
@@ -73,6 +77,7 @@ class App:
         self.max_message_bytes = max_message_bytes
         self.delivery_limit = delivery_limit
         self.send_timeout = send_timeout
+        self.events = events
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._queue_options: dict[str, QueueOptions] = {}
         self._loop = LoopThread("fairq-producer")

@@ -8,7 +8,10 @@ them at its boundary.
     ├── ConfigurationError          bad URL, bad option, bad task definition
     ├── MessageError                a message cannot be built or read
     │   ├── EncodeError             arguments are not JSON values, or too large (at send)
-    │   └── DecodeError             a received message is not a fairq task
+    │   ├── DecodeError             a received message is not a fairq task
+    │   └── EventFormatError        an event batch cannot be read (docs/events.md)
+    │       ├── UnsupportedEventVersion  another version of the events format
+    │       └── UnknownEventKind    a routing key this fairq has no event for
     ├── TaskNotFound                a received task name is not registered (the error type of its dead letter)
     ├── TimeLimitExceeded           a task ran longer than its time_limit (counts as a failure)
     ├── BrokerError                 anything the broker did or failed to do
@@ -55,6 +58,28 @@ class DecodeError(MessageError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+class EventFormatError(MessageError):
+    """An event batch cannot be read as fairq's events format (a listener counts it and goes on)."""
+
+
+class UnsupportedEventVersion(EventFormatError):
+    """An event batch of another format version than this fairq reads (a newer worker, or an older one)."""
+
+    def __init__(self, version: int, supported: int) -> None:
+        hint = "upgrade fairq here" if version > supported else "that worker runs an older fairq"
+        super().__init__(f"an event batch of format version {version}; this fairq reads version {supported} ({hint})")
+        self.version = version
+        self.supported = supported
+
+
+class UnknownEventKind(EventFormatError):
+    """An event batch whose routing key names no event this fairq knows (a newer fairq may add kinds)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"an event batch of kind {key!r}, which this fairq does not know")
+        self.key = key
 
 
 class TaskNotFound(FairqError):

@@ -11,6 +11,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from first_schema import FIRST_SCHEMA
+
 from fairq.broker import Delivery, QueueSpec
 from fairq.broker.sqlite import SQLiteBroker, leases, queues
 from fairq.broker.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION, open_database
@@ -82,19 +84,7 @@ def test_a_message_dealt_to_a_consumer_that_goes_is_anyones_again_and_not_counte
 def test_a_file_of_the_first_schema_is_upgraded_and_keeps_its_messages(tmp_path: Path) -> None:
     path = tmp_path / "fairq.db"
     old = sqlite3.connect(path)
-    old.executescript("""
-        CREATE TABLE queues (name TEXT PRIMARY KEY, kind TEXT NOT NULL, max_length INTEGER, delivery_limit INTEGER);
-        CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, body BLOB NOT NULL,
-            headers TEXT NOT NULL, message_id TEXT, content_type TEXT, timestamp TEXT, persistent INTEGER NOT NULL,
-            ready_at REAL NOT NULL, session INTEGER, delivery_count INTEGER NOT NULL DEFAULT 0,
-            redelivered INTEGER NOT NULL DEFAULT 0);
-        CREATE INDEX messages_free ON messages (queue, id) WHERE session IS NULL;
-        CREATE INDEX messages_due ON messages (queue, ready_at) WHERE session IS NULL;
-        CREATE INDEX messages_claimed ON messages (session) WHERE session IS NOT NULL;
-        CREATE TABLE sessions (id INTEGER PRIMARY KEY AUTOINCREMENT, pid INTEGER NOT NULL, host TEXT NOT NULL,
-            heartbeat REAL NOT NULL, wake TEXT);
-        CREATE TABLE consumers (id INTEGER PRIMARY KEY AUTOINCREMENT, session INTEGER NOT NULL, queue TEXT NOT NULL);
-        CREATE INDEX consumers_queue ON consumers (queue);
+    old.executescript(FIRST_SCHEMA + """
         INSERT INTO queues VALUES ('q', 'quorum', NULL, NULL), ('q.dlq', 'quorum', NULL, NULL);
         INSERT INTO messages (queue, body, headers, message_id, persistent, ready_at)
             VALUES ('q', x'6f6c64', '{}', 'kept', 1, 0);
@@ -123,4 +113,4 @@ def test_a_file_of_the_first_schema_is_upgraded_and_keeps_its_messages(tmp_path:
 
     assert asyncio.run(main()) == ("kept", b"old")
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3

@@ -20,18 +20,23 @@ these promises (tests/contract checks them for every backend):
   :meth:`Broker.dead_letter` moves it to the queue's dead-letter queue with the
   given headers, publishing the copy *before* acking the original so a crash in
   between duplicates rather than loses it.
+
+Events (docs/events.md) ride a channel of their own with the opposite promises:
+best-effort, never waited for, dropped when nobody listens or the broker pushes back
+(:meth:`Broker.publish_event`, :meth:`Broker.subscribe_events`).
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from .. import message as wire
+from ..errors import BrokerError
 from ..message import Envelope
 from .topology import dead_letter_queue
 
@@ -148,6 +153,21 @@ class Consumer(abc.ABC):
         await self.cancel()
 
 
+#: Called with each event batch's routing key and body, on the subscriber's loop; keep it quick.
+EventHandler = Callable[[str, bytes], None]
+
+
+class EventSubscription(abc.ABC):
+    """A listener's subscription to the event channel (:meth:`Broker.subscribe_events`)."""
+
+    #: Batches this subscription knows it missed (the backend dropped them for a slow reader), if it can tell.
+    missed: int = 0
+
+    @abc.abstractmethod
+    async def cancel(self) -> None:
+        """Stop receiving; the backend forgets the subscription (a RabbitMQ listener's queue goes)."""
+
+
 class Broker(abc.ABC):
     """A connection to a message broker, used from one asyncio event loop."""
 
@@ -220,6 +240,26 @@ class Broker(abc.ABC):
         """Every queue this backend holds (fairq's internal ones and dead-letter queues included),
         or None when it cannot list them (RabbitMQ without an answering management API)."""
         return None
+
+    def publish_event(self, key: str, body: bytes) -> bool:
+        """Hand one event batch (routing key ``key``, e.g. ``task.started``) to the event channel.
+
+        Best-effort and never waited for: it neither blocks nor raises, and what it takes may
+        still be lost. False if it was dropped here: no event channel, not connected, or the
+        broker pushing back (too much in flight, a resource alarm). With nobody listening the
+        backend drops it at once, which is not a refusal. :meth:`close` lets what was taken go
+        out first (briefly). This default has no event channel.
+        """
+        return False
+
+    async def subscribe_events(self, patterns: Sequence[str], handler: EventHandler) -> EventSubscription:
+        """Receive event batches whose routing key matches one of ``patterns`` (AMQP topic patterns:
+        ``*`` one word, ``#`` any words; ``#`` alone for all), from now on, until cancelled.
+
+        Bounded: a reader that falls behind loses the oldest batches, never the workers' time.
+        A lost connection ends the subscription (``wait_lost`` returns).
+        """
+        raise BrokerError(f"{self.display_url}: this backend has no event channel")
 
     @abc.abstractmethod
     async def get(self, queue: str) -> Delivery | None:

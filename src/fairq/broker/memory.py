@@ -27,6 +27,7 @@ from ..errors import ChannelClosed, ConfigurationError, ConnectionFailed, Publis
 from ..message import Envelope
 from .base import Broker, Consumer, Delivery, DeliveryHandler, QueueSpec, QueueStats
 from .clock import ManualClock as ManualClock
+from .memory_events import MemoryEvents
 from .topology import dead_letter_queue
 
 
@@ -265,7 +266,7 @@ class MemoryConsumer(Consumer):
         self.detach()
 
 
-class MemoryBroker(Broker):
+class MemoryBroker(MemoryEvents, Broker):
     """A connection to a :class:`MemoryStore`."""
 
     def __init__(self, url: str = "memory://", store: MemoryStore | None = None) -> None:

@@ -13,6 +13,7 @@ from ..logs import configure_logging
 from .common import interrupted
 from .demo import demo
 from .dlq import dlq
+from .events import events
 from .send import send
 from .status import status
 from .worker import worker
@@ -34,6 +35,7 @@ cli.add_command(send)
 cli.add_command(status)
 cli.add_command(demo)
 cli.add_command(dlq)
+cli.add_command(events)
 
 
 def full_short_help(group: click.Group) -> None:

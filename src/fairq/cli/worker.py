@@ -11,6 +11,7 @@ import click
 
 from ..broker import connect_url
 from ..errors import ConfigurationError, ConnectionFailed, LoginRefused
+from ..events.emitter import DEFAULT_HEARTBEAT
 from ..logs import LOG_LEVEL_ENV, LOG_LEVELS, configure_logging, resolve_log_level
 from ..worker.banner import show_banner
 from ..worker.config import WorkerConfig
@@ -36,11 +37,15 @@ from .common import broker_option, fail, one_line_errors, resolve_broker
               help=f"log verbosity; info logs each task's start and end (default ${LOG_LEVEL_ENV}, else warning)")
 @click.option("--grace", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="seconds running tasks get to finish after SIGTERM")
+@click.option("--events/--no-events", default=True, show_default=True,
+              help="emit task and worker events for `fairq events`, status and the dashboard (docs/events.md)")
+@click.option("--heartbeat", type=click.FloatRange(min=0.1), default=DEFAULT_HEARTBEAT, show_default=True,
+              metavar="SECONDS", help="seconds between each process's heartbeat events")
 @broker_option
 @one_line_errors
 def worker(module: str | None, queues: tuple[str, ...], processes: int | None, threads: int, prefetch: str,
-           raw_handler: str | None, name: str | None, log_level: str | None, grace: float,
-           broker: str | None) -> None:
+           raw_handler: str | None, name: str | None, log_level: str | None, grace: float, events: bool,
+           heartbeat: float, broker: str | None) -> None:
     """Run worker processes for the tasks defined in MODULE (dotted path or file.py)."""
     level = resolve_log_level(log_level)
     configure_logging(level, banner=True)
@@ -72,6 +77,8 @@ def worker(module: str | None, queues: tuple[str, ...], processes: int | None, t
         name=name,
         grace_seconds=grace,
         log_level=level,
+        events=events and (app.events if app is not None else True),
+        heartbeat=heartbeat,
     )
     show_banner(config, url, config.queues or (app.queues() if app else []), app.tasks if app else [])
     code = Supervisor(config, url).run()

@@ -24,7 +24,7 @@ def banner_lines(config: WorkerConfig, broker_url: str, queues: Iterable[str], t
     return [
         f"fairq worker {name}: broker {redact(broker_url)}, queues {', '.join(queues) or '(none)'}",
         f"fairq worker {name}: {config.processes} process(es) x {config.threads} thread(s), "
-        f"prefetch {config.prefetch}, log level {config.log_level}",
+        f"prefetch {config.prefetch}, log level {config.log_level}{'' if config.events else ', events off'}",
         f"fairq worker {name}: tasks: {runs}",
     ]
 

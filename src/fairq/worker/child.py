@@ -16,6 +16,7 @@ import sys
 from ..broker import QueueKind, QueueSpec, kind_option, open_backend
 from ..config import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_MESSAGE_BYTES, broker_url
 from ..errors import BrokerError, FairqError, LoginRefused
+from ..events import EventOptions
 from ..logs import configure_logging
 from .config import EXIT_BROKER_LOST, EXIT_CONFIG, EXIT_OK, EXIT_RECYCLE, READY_FD_ENV, WorkerConfig
 from .worker import State, Worker
@@ -46,6 +47,9 @@ def build_worker(config: WorkerConfig, index: int) -> Worker:
         max_message_bytes=app.max_message_bytes if app else DEFAULT_MAX_MESSAGE_BYTES,
         delivery_limit=app.delivery_limit if app else DEFAULT_DELIVERY_LIMIT,
         grace_seconds=config.grace_seconds,
+        # Each process emits its own events, numbered as its name is (1 … processes).
+        events=EventOptions(process=index + 1, processes=config.processes, node=config.node_name(os.getppid()),
+                            heartbeat=config.heartbeat) if config.events else False,
     )
 
 

@@ -6,6 +6,7 @@ import json
 import socket
 from dataclasses import asdict, dataclass, field
 
+from ..events.emitter import DEFAULT_HEARTBEAT
 from ..logs import DEFAULT_LOG_LEVEL
 from .policy import DEFAULT_POLICY
 
@@ -31,6 +32,8 @@ class WorkerConfig:
     name: str | None = None
     grace_seconds: float = 30.0
     log_level: str = DEFAULT_LOG_LEVEL  #: one of fairq.logs.LOG_LEVELS, resolved from --log-level / env
+    events: bool = True  #: emit events (docs/events.md); off with --no-events or App(events=False)
+    heartbeat: float = DEFAULT_HEARTBEAT  #: seconds between each process's heartbeat events
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -44,3 +47,7 @@ class WorkerConfig:
         if self.name:
             return self.name if self.processes == 1 else f"{self.name}.{index + 1}"
         return f"{socket.gethostname()}.{pid}"
+
+    def node_name(self, supervisor_pid: int) -> str:
+        """The ``fairq worker`` as a whole, as its events name it: ``--name``, else ``HOST.PID`` of the supervisor."""
+        return self.name or f"{socket.gethostname()}.{supervisor_pid}"

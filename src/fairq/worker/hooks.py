@@ -72,6 +72,8 @@ class Received(Event):
 class Started(Event):
     """A slot started running the task."""
 
+    slot: int = -1  #: which slot, 0 … threads - 1 (slots.Running.index)
+
 
 @dataclass(frozen=True)
 class Finished(Event):
@@ -79,6 +81,8 @@ class Finished(Event):
 
     outcome: str  #: "ok", "retry" or "dead-lettered"
     seconds: float  #: how long it ran
+    slot: int = -1  #: which slot ran it (as in Started)
+    error: str = ""  #: for a failed run, ``Type: message`` of what it raised
 
 
 @dataclass(frozen=True)

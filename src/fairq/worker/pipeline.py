@@ -140,8 +140,9 @@ class Pipeline:
         on_start = None
         if self.hooks.wants(Started):
             def on_start(running: Running) -> None:
-                self._fire(Started, delivery, task=label, at=running.started)
+                self._fire(Started, delivery, task=label, at=running.started, slot=running.index)
         settlement = ACK
+        error = ""
         try:
             try:
                 await self._slots.run(record, fn, args, kwargs, on_start)
@@ -154,11 +155,12 @@ class Pipeline:
         except BaseException as exc:  # a task's SystemExit must not take the worker down either
             if isinstance(exc, asyncio.TimeoutError) and limit is not None:
                 exc = TimeLimitExceeded(f"{label} ran over its time limit of {limit:g} s")
+            error = f"{type(exc).__name__}: {exc}"
             settlement = tasklog.failed(self._worker.name, label, message_id, task, attempt, exc,
                                         after_failure(task, attempt, exc, self._worker.name, self._worker.rng))
         now = time.time()
         self._fire(Finished, delivery, task=label, at=now, outcome=settlement.outcome.value,
-                   seconds=now - record.started if record.started else 0.0)
+                   seconds=now - record.started if record.started else 0.0, slot=record.index, error=error)
         return settlement
 
     async def _apply(self, delivery: Delivery, settlement: Settlement, key: Key | None) -> None:

@@ -10,6 +10,7 @@ Unstarted tasks can be given back at any time (:meth:`Slots.give_back`): their
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +33,8 @@ class Running:
     #: What runs it: the thread runner's Job (sync) or the asyncio task (async); None until submitted.
     slot: Job | asyncio.Task[Any] | None = None
     started: float = 0.0  #: time.time() when a slot started it; 0 while waiting
+    #: Which slot runs it, 0 … threads - 1 (a sync task's thread, an async task's place on the loop); -1 while waiting.
+    index: int = -1
     ended: float = 0.0
     noted_long: bool = False  #: the adaptive window counted it as long while it ran
 
@@ -48,6 +51,7 @@ class Slots:
         self._name = name
         self._runner: ThreadRunner | None = None
         self._async_free = count
+        self._async_places = list(range(count))  # a heap: an async task takes the lowest free place
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._async: set[Running] = set()
 
@@ -90,6 +94,7 @@ class Slots:
         if asyncio.iscoroutinefunction(fn):
             await self._acquire()
             record.slot = asyncio.current_task()
+            record.index = heapq.heappop(self._async_places)
             record.started = time.time()
             self._async.add(record)
             try:
@@ -99,6 +104,7 @@ class Slots:
             finally:
                 record.ended = time.time()
                 self._async.discard(record)
+                heapq.heappush(self._async_places, record.index)
                 self._release()
         started = (lambda at: on_start(record)) if on_start is not None else None
         job = self.runner.submit(fn, args, kwargs, started, record)

@@ -3,7 +3,8 @@
 A thread pool future per task costs the loop a wake-up per task, and the thread
 waits for the loop before it may start the next one. Here the threads take the
 next job as soon as they finish one, and finished jobs reach the loop together:
-one wake-up for however many finished meanwhile. Jobs not yet taken can be
+one wake-up for however many finished (or started, for those whose caller asked
+to hear of it) meanwhile. Jobs not yet taken can be
 reclaimed (shutdown, lost connection), so a prefetched task is never started
 after the worker decided to give it back.
 """
@@ -21,9 +22,10 @@ from typing import Any, Protocol
 
 
 class Timed(Protocol):
-    """What a job may carry for its caller: a record the thread stamps with the start time."""
+    """What a job may carry for its caller: a record the thread stamps with its index and the start time."""
 
     started: float
+    index: int
 
 
 class NotStarted(Exception):
@@ -64,11 +66,13 @@ class ThreadRunner:
         self._loop = asyncio.get_running_loop()
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._done: deque[tuple[Job, BaseException | None, Any]] = deque()
+        self._started: deque[Job] = deque()  # started jobs whose on_start the loop has yet to call
         self._wake_lock = threading.Lock()
         self._wake_pending = False
         #: Jobs a thread is running now (read by the time-limit watchdog on the loop).
         self.running: set[Job] = set()
-        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(threads)]
+        self._threads = [threading.Thread(target=self._work, args=(i,), name=f"{name}-{i}", daemon=True)
+                         for i in range(threads)]
         for thread in self._threads:
             thread.start()
 
@@ -108,19 +112,19 @@ class ThreadRunner:
         for _ in self._threads:
             self._jobs.put(None)
 
-    def _work(self) -> None:
+    def _work(self, index: int) -> None:
         while True:
             job = self._jobs.get()
             if job is None:
                 return
             job.started = time.time()
             if job.record is not None:
+                job.record.index = index
                 job.record.started = job.started
             self.running.add(job)
             if job.on_start is not None:
-                try:
-                    self._loop.call_soon_threadsafe(job.on_start, job.started)
-                except RuntimeError:  # the loop is closed: the process is going away
+                self._started.append(job)
+                if not self._wake():
                     return
             error: BaseException | None = None
             result: Any = None
@@ -131,19 +135,33 @@ class ThreadRunner:
             job.ended = time.time()
             self.running.discard(job)
             self._done.append((job, error, result))
-            with self._wake_lock:
-                if self._wake_pending:
-                    continue
-                self._wake_pending = True
-            try:
-                self._loop.call_soon_threadsafe(self._deliver)
-            except RuntimeError:  # the loop is closed: the process is going away
+            if not self._wake():
                 return
+
+    def _wake(self) -> bool:
+        """Have the loop deliver starts and results, unless a wake-up is on its way already (False: the
+        loop is closed, the process is going away)."""
+        with self._wake_lock:
+            if self._wake_pending:
+                return True
+            self._wake_pending = True
+        try:
+            self._loop.call_soon_threadsafe(self._deliver)
+        except RuntimeError:
+            return False
+        return True
 
     def _deliver(self) -> None:
         with self._wake_lock:
             self._wake_pending = False
-        while self._done:
+        # The results there are now, and then every start: a job's start was queued before its result,
+        # so it is reported first (results queued meanwhile wait for the wake-up their thread asked for).
+        ended = len(self._done)
+        while self._started:
+            job = self._started.popleft()
+            if job.on_start is not None:
+                job.on_start(job.started)
+        for _ in range(ended):
             job, error, result = self._done.popleft()
             if job.future.done():  # abandoned at its time limit, or reclaimed
                 continue

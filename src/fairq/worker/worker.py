@@ -20,6 +20,7 @@ from ..backoff import Backoff
 from ..broker import Backend, Broker, Consumer, Delivery, QueueSpec
 from ..config import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_MESSAGE_BYTES
 from ..errors import BrokerError, ConsumerTimedOut, LoginRefused
+from ..events.emitter import EventOptions, emitter_for
 from ..logs import BANNER
 from ..task import Task
 from . import tasklog
@@ -29,6 +30,7 @@ from .hooks import Hooks, Subscriber
 from .pipeline import Pipeline
 from .policy import DEFAULT_POLICY, Prefetch
 from .slots import Slots
+from .snapshot import TaskCounter, WorkerSnapshot, take
 from .watchdog import Watchdog
 from .window import WindowControl
 
@@ -49,7 +51,9 @@ class Worker:
     """Consumes ``queues`` of ``backend`` with ``threads`` task slots until :meth:`stop` or :meth:`abort`.
 
     ``hooks``: a :class:`~fairq.worker.hooks.Hooks` or subscriber callables; more can subscribe
-    through :attr:`hooks` before :meth:`run`.
+    through :attr:`hooks` before :meth:`run`. ``events``: emit task and worker events on the backend's
+    event channel (docs/events.md); :class:`~fairq.events.EventOptions` to set the process number,
+    heartbeat interval...; False for none.
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class Worker:
         grace_seconds: float = 30.0,
         hooks: Hooks | Iterable[Subscriber] | None = None,
         rng: Callable[[float, float], float] = random.uniform,
+        events: bool | EventOptions = True,
     ) -> None:
         if threads < 1:
             raise ValueError("threads must be >= 1")
@@ -90,12 +95,15 @@ class Worker:
         self.consumers: list[Consumer] = []
         self.hooks = hooks if isinstance(hooks, Hooks) else Hooks(hooks or ())
         tasklog.subscribe(self.hooks)
+        self._counter = TaskCounter()
+        self._counter.attach(self.hooks)
         self.slots = Slots(threads, name)
         self.window = WindowControl(self, self.slots, prefetch)
         self.watchdog = Watchdog(self, self.slots, self.window)
         self.pipeline = Pipeline(self, self.slots, self.window, self.hooks)
         self._handling: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Event | None = None
+        self.events = emitter_for(self, events)
 
     @property
     def running(self) -> bool:
@@ -110,6 +118,10 @@ class Worker:
     def duplicates_suppressed(self) -> int:
         """Redeliveries settled with the result of a run here instead of running again (duplicates.py)."""
         return self.pipeline.duplicates_suppressed
+
+    def snapshot(self) -> WorkerSnapshot:
+        """What this worker is doing now: running tasks, held-not-started, window, counters (snapshot.py)."""
+        return take(self, self._counter)
 
     # -- control (call on the worker's loop) ----------------------------------------------
 
@@ -142,6 +154,8 @@ class Worker:
         self._wake = asyncio.Event()
         self.slots.open()
         self.watchdog.start(any(t.time_limit for t in self.tasks.values()))
+        if self.events is not None:
+            self.events.start()
         backoff = Backoff()
         try:
             while True:
@@ -164,6 +178,8 @@ class Worker:
         finally:
             self.watchdog.stop()
             self.slots.close()
+            if self.events is not None:
+                await self.events.close()  # offline, and the last events, before the connection goes
             await self.broker.close()
 
     async def _open(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, cast
@@ -22,17 +22,21 @@ from pamqp import commands as spec
 from ...config import redact
 from ...errors import ChannelClosed, ConnectionFailed, QueueFull
 from ...message import Envelope
-from ..base import Broker, Consumer, Delivery, DeliveryHandler, QueueSpec, QueueStats
+from ..base import Broker, Consumer, Delivery, DeliveryHandler, EventHandler, EventSubscription, QueueSpec, QueueStats
 from ..topology import delay_level
 from . import delays
 from .acks import AckBatcher
 from .deliveries import RabbitConsumer, RabbitDelivery, count_redelivery
-from .errors import lost, reason as _reason, translate, translated
+from .errors import error_code as _code, lost, reason as _reason, translate, translated
+from .events import EventPublisher, is_blocked, subscribe as subscribe_events
 from .management import management_queues, queue_stats
 from .properties import SharedProperties, to_properties
 from .topology import Declarer
 
 log = logging.getLogger("fairq.broker")
+
+#: How long closing waits for event batches already taken to reach the socket.
+EVENTS_DRAIN_SECONDS = 1.0
 
 
 class RabbitMQBroker(Broker):
@@ -59,6 +63,7 @@ class RabbitMQBroker(Broker):
         self._listed: dict[str, QueueStats] = {}
         self._shared: SharedProperties | None = None
         self._last_headers: dict[str, Any] | None = None
+        self._events = EventPublisher(url, self.display_url)  # a connection of its own (rabbitmq/events.py)
 
     # -- connection -------------------------------------------------------------------
 
@@ -83,9 +88,7 @@ class RabbitMQBroker(Broker):
         closing.add_done_callback(on_closed)
 
     def is_blocked(self) -> bool:
-        # aiormq tracks connection.blocked / unblocked in a private event; read it defensively.
-        unblocked = getattr(self._connection, "_Connection__connection_unblocked", None)
-        return isinstance(unblocked, asyncio.Event) and not unblocked.is_set()
+        return is_blocked(self._connection)
 
     async def wait_lost(self) -> BaseException:
         assert self._lost is not None, "connect() first"
@@ -93,6 +96,7 @@ class RabbitMQBroker(Broker):
 
     async def close(self) -> None:
         self._closing = True
+        await self._events.close(EVENTS_DRAIN_SECONDS)
         if self._connection is not None and not self._connection.is_closed:
             for acks in self._batchers:
                 acks.flush()
@@ -108,6 +112,7 @@ class RabbitMQBroker(Broker):
                 await self._connection.close()
             except Exception as exc:  # closing a dead connection is not an error worth raising
                 log.debug("closing connection: %s", _reason(exc))
+        self._events = EventPublisher(self.url, self.display_url)  # a later connect() may publish again
         self._connection = None
         self._publish_channel = None
         self._get_channel = None
@@ -273,6 +278,19 @@ class RabbitMQBroker(Broker):
             await channel.basic_qos(prefetch_count=prefetch)
             ok = await channel.basic_consume(queue, on_message)
         return RabbitConsumer(channel, ok.consumer_tag or "", acks, self._retired)
+
+    # -- events (events.py) ---------------------------------------------------------------
+
+    def publish_event(self, key: str, body: bytes) -> bool:
+        if self._connection is None or self._connection.is_closed:
+            return False
+        return self._events.publish(key, body)
+
+    async def subscribe_events(self, patterns: Sequence[str], handler: EventHandler) -> EventSubscription:
+        def watch(channel: aiormq.abc.AbstractChannel) -> None:
+            self._watch(channel.closing, "event listener channel", channel)
+
+        return await subscribe_events(self._require(), patterns, handler, watch, self._retired, self.display_url)
 
     async def get(self, queue: str) -> Delivery | None:
         if self._get_channel is None or self._get_channel.is_closed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,8 +13,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ...errors import BrokerError, ChannelClosed, ConfigurationError, ConnectionFailed
 from ...message import Envelope
-from ..base import Broker, Consumer, Delivery, DeliveryHandler, QueueSpec, QueueStats
-from . import leases, queues
+from ..base import Broker, Consumer, Delivery, DeliveryHandler, EventHandler, EventSubscription, QueueSpec, QueueStats
+from . import events, leases, queues
 from .batch import AckBatcher, PublishBatcher
 from .db import Database
 from .schema import SYNCHRONOUS
@@ -200,6 +200,8 @@ class SQLiteBroker(Broker):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lost: asyncio.Future[BaseException] | None = None
         self._batcher = PublishBatcher(self._write)
+        self._events = events.EventWriter(self.path)
+        self.subscriptions: set[events.SQLiteEventSubscription] = set()
 
     async def connect(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -229,6 +231,9 @@ class SQLiteBroker(Broker):
             self._heartbeat.stop()
         for consumer in list(self.consumers):
             await consumer.cancel()
+        for subscription in list(self.subscriptions):
+            await subscription.cancel()
+        await self._events.close()
         if self.connected:
             await self.acks.drain()  # acked is acked: commit them before the session's claims go back
             self.connected = False
@@ -288,6 +293,14 @@ class SQLiteBroker(Broker):
         if not self.connected:
             raise ConnectionFailed(f"{self.display_url}: not connected")
         return await self.db.run(queues.names)  # a read, as stats
+
+    def publish_event(self, key: str, body: bytes) -> bool:
+        return self.connected and self._events.publish(key, body)
+
+    async def subscribe_events(self, patterns: Sequence[str], handler: EventHandler) -> EventSubscription:
+        if not self.connected:
+            raise ConnectionFailed(f"{self.display_url}: not connected")
+        return await events.subscribe(self, patterns, handler)
 
     async def get(self, queue: str) -> Delivery | None:
         found = await self._write(partial(queues.claim, queue=queue, session=self.session, limit=1))

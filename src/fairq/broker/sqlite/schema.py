@@ -3,8 +3,10 @@
 A fairq database says so twice: ``PRAGMA application_id`` holds :data:`APPLICATION_ID` and
 ``PRAGMA user_version`` the schema version. A file with another application id (or tables
 but no id) is not ours and is refused rather than written to; a newer version is refused so an
-old fairq never misreads a newer layout, and an older one is brought up to date (:data:`MIGRATIONS`)
-in the transaction that opens it.
+old fairq never misreads a newer layout. An older version is brought up to date when it is
+opened (:data:`MIGRATIONS`, in the same transaction that checks it): version 2 added the
+round-robin columns of uncapped consumers and version 3 the event tables (events.py), so a file a newer
+fairq has opened is refused by older ones.
 """
 
 from __future__ import annotations
@@ -17,11 +19,25 @@ from ...errors import ConfigurationError
 
 #: "fqdb": marks a SQLite file as a fairq broker database.
 APPLICATION_ID = 0x66716462
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Waiting this long for another process's write lock before a statement fails.
 BUSY_TIMEOUT_MS = 10_000
 SYNCHRONOUS = ("full", "normal", "extra", "off")
 
+#: The event channel's tables (events.py), added in schema version 2.
+EVENTS_DDL = """
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,      -- publish order, never reused: a gap is a pruned batch
+    key TEXT NOT NULL,                         -- routing key, e.g. task.started
+    body BLOB NOT NULL,                        -- one batch (docs/events.md)
+    at REAL NOT NULL                           -- wall-clock seconds when stored
+);
+CREATE TABLE event_listeners (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session INTEGER NOT NULL,                  -- the listener's broker session (sessions.id)
+    wake TEXT                                  -- its wake-up socket address
+);
+"""
 DDL = """
 CREATE TABLE queues (
     name TEXT PRIMARY KEY,
@@ -63,14 +79,18 @@ CREATE TABLE consumers (
     prefetch INTEGER NOT NULL DEFAULT 1        -- 0: no cap (dealt messages in turn)
 );
 CREATE INDEX consumers_queue ON consumers (queue);
-"""
-
-#: The statements that bring a file of schema version N up to N + 1.
+""" + EVENTS_DDL
+#: What brings a file of version N to N + 1, run statement by statement in the transaction that opens it
+#: (additive only: nothing a running older fairq reads changes). 2: the round-robin dealing of uncapped
+#: consumers (queues.py); 3: the event tables (events.py).
 MIGRATIONS = {
-    1: ["ALTER TABLE queues ADD COLUMN turn INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE messages ADD COLUMN offered_to INTEGER",
-        "ALTER TABLE consumers ADD COLUMN prefetch INTEGER NOT NULL DEFAULT 1",
-        "CREATE INDEX messages_offered ON messages (offered_to) WHERE offered_to IS NOT NULL"],
+    1: """
+ALTER TABLE queues ADD COLUMN turn INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN offered_to INTEGER;
+ALTER TABLE consumers ADD COLUMN prefetch INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX messages_offered ON messages (offered_to) WHERE offered_to IS NOT NULL
+""",
+    2: EVENTS_DDL,
 }
 
 
@@ -113,10 +133,7 @@ def _check_and_create(conn: sqlite3.Connection, path: Path) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         if app == 0 and tables == 0:
-            # statement by statement: executescript would commit the transaction
-            for statement in DDL.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            _run(conn, DDL)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         elif app != APPLICATION_ID:
@@ -125,9 +142,8 @@ def _check_and_create(conn: sqlite3.Connection, path: Path) -> None:
             raise ConfigurationError(f"sqlite broker: {path} has schema version {version}, newer than this "
                                      f"fairq's {SCHEMA_VERSION}: upgrade fairq")
         else:
-            for old in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[old]:
-                    conn.execute(statement)
+            for step in range(version, SCHEMA_VERSION):
+                _run(conn, MIGRATIONS[step])
             if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
@@ -135,3 +151,10 @@ def _check_and_create(conn: sqlite3.Connection, path: Path) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _run(conn: sqlite3.Connection, script: str) -> None:
+    """Statement by statement: executescript would commit the transaction."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
