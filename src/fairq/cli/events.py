@@ -92,7 +92,7 @@ async def _print(stream: EventStream, as_lines: bool, count: int | None) -> None
 @broker_option
 @one_line_errors
 def events(as_json_lines: bool, keys: tuple[str, ...], count: int | None, broker: str | None) -> None:
-    """Print the workers' events as they happen: tasks received, started, succeeded, failed..., heartbeats.
+    """Print the workers' events as they happen: each task's story and the workers' heartbeats.
 
     Events are best-effort (docs/events.md): this shows what happens from now on, and a worker
     started with --no-events sends none. Ctrl-C stops.
