@@ -5,29 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import fairq
+from worker_fakes import FakeDelivery
 from fairq import message as wire
-from fairq.broker import Delivery, open_backend
+from fairq.broker import open_backend
 from fairq.worker.worker import Worker
 from fairq.worker.policy import Prefetch
-
-
-class FakeDelivery(Delivery):
-    def __init__(self, envelope: wire.Envelope, redelivered: bool = False, redeliveries: int = 0) -> None:
-        self.envelope = envelope
-        self.queue = "q"
-        self.redelivered = redelivered
-        self.redeliveries = redeliveries
-        self.acked = False
-
-    @property
-    def alive(self) -> bool:
-        return True
-
-    async def ack(self) -> None:
-        self.acked = True
-
-    async def requeue(self) -> None:
-        raise AssertionError("not requeued in these tests")
 
 
 def test_a_reused_id_runs_on_first_delivery_and_only_a_redelivery_takes_the_running_result() -> None:

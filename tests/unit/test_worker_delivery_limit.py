@@ -6,30 +6,10 @@ import asyncio
 import uuid
 
 import fairq
+from worker_fakes import FakeDelivery
 from fairq import message as wire
-from fairq.broker import Delivery, QueueSpec, open_backend
+from fairq.broker import QueueSpec, open_backend
 from fairq.worker.worker import Worker
-
-
-class Counted(Delivery):
-    """A delivery as a backend hands it over: only its count says how often it came back."""
-
-    def __init__(self, envelope: wire.Envelope, redeliveries: int) -> None:
-        self.envelope = envelope
-        self.queue = "q"
-        self.redelivered = redeliveries > 0
-        self.redeliveries = redeliveries
-        self.acked = False
-
-    @property
-    def alive(self) -> bool:
-        return True
-
-    async def ack(self) -> None:
-        self.acked = True
-
-    async def requeue(self) -> None:
-        raise AssertionError("not requeued")
 
 
 def test_a_delivery_handed_out_limit_times_before_is_dead_lettered_unrun_and_one_fewer_runs() -> None:
@@ -45,7 +25,7 @@ def test_a_delivery_handed_out_limit_times_before_is_dead_lettered_unrun_and_one
         worker = Worker(backend=backend, queues=[], tasks=app.tasks, name="w", delivery_limit=3)
         await worker.broker.connect()
         await worker.broker.declare(QueueSpec("q"))
-        below, at = (Counted(wire.encode_task("t", [tag], {}, max_bytes=1 << 20), n) for tag, n in (("ran", 2), ("dead", 3)))
+        below, at = (FakeDelivery(wire.encode_task("t", [tag], {}, max_bytes=1 << 20), n > 0, n) for tag, n in (("ran", 2), ("dead", 3)))
         worker.slots.open()
         try:
             await worker.pipeline.handle(below)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import fairq
+from worker_fakes import send
 from fairq import message as wire
 from fairq.broker import MemoryBackend, QueueSpec
 from fairq.broker.topology import dead_letter_queue
@@ -56,18 +57,6 @@ def scenario(app: fairq.App, body: Callable[[Worker, MemoryBackend, str, list[Ev
 
     asyncio.run(main())
     return events
-
-
-async def send(backend: MemoryBackend, queue: str, task: str, *args: Any) -> str:
-    envelope = wire.encode_task(task, list(args), {}, max_bytes=1 << 20)
-    broker = backend.broker()
-    await broker.connect()
-    try:
-        await broker.publish(queue, envelope)
-    finally:
-        await broker.close()
-    assert envelope.message_id
-    return envelope.message_id
 
 
 def test_a_sync_tasks_started_fires_while_its_thread_runs_it_and_finished_after() -> None:

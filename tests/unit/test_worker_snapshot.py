@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 
 import fairq
-from fairq import message as wire
+from worker_fakes import send
 from fairq.broker import MemoryBackend, QueueSpec
 from fairq.worker.policy import Prefetch
 from fairq.worker.snapshot import Counters
@@ -22,18 +22,6 @@ async def until(condition: Callable[[], object], what: str, timeout: float = 10.
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.005)
-
-
-async def publish(backend: MemoryBackend, queue: str, task: str, *args: object) -> str:
-    envelope = wire.encode_task(task, list(args), {}, max_bytes=1 << 20)
-    broker = backend.broker()
-    await broker.connect()
-    try:
-        await broker.publish(queue, envelope)
-    finally:
-        await broker.close()
-    assert envelope.message_id
-    return envelope.message_id
 
 
 def test_a_snapshot_shows_each_running_task_on_its_own_slot_and_what_waits_as_held_not_started() -> None:
@@ -58,7 +46,7 @@ def test_a_snapshot_shows_each_running_task_on_its_own_slot_and_what_waits_as_he
         run = asyncio.ensure_future(worker.run())
         try:
             await asyncio.wait_for(worker.ready.wait(), 10)
-            ids = [await publish(backend, "q", "gated", i) for i in range(3)]
+            ids = [await send(backend, "q", "gated", i) for i in range(3)]
             await until(lambda: len(worker.snapshot().running) == 2 and worker.snapshot().held_not_started == 1,
                         "two running, one waiting")
             snap = worker.snapshot()
@@ -70,7 +58,7 @@ def test_a_snapshot_shows_each_running_task_on_its_own_slot_and_what_waits_as_he
             assert all(r.task == "gated" and r.sync and r.started <= snap.at for r in snap.running)
             assert snap.counters.received == 3 and snap.counters.succeeded == 0
             gate.set()
-            await publish(backend, "q", "boom")
+            await send(backend, "q", "boom")
             await until(lambda: worker.snapshot().counters.dead_lettered == 1, "the dead letter")
             snap = worker.snapshot()
             assert snap.counters == Counters(received=4, succeeded=3, failed=1, dead_lettered=1)
@@ -100,7 +88,7 @@ def test_async_tasks_take_the_lowest_free_slot_number() -> None:
         try:
             await asyncio.wait_for(worker.ready.wait(), 10)
             for _ in range(3):
-                await publish(backend, "q", "waits")
+                await send(backend, "q", "waits")
             await until(lambda: len(worker.snapshot().running) == 3, "three running")
             assert [r.slot for r in worker.snapshot().running] == [0, 1, 2]
             assert not any(r.sync for r in worker.snapshot().running)
