@@ -46,14 +46,15 @@ def mixed_once(run: Run, show_above: float) -> float:
 def drain_once(run: Run) -> float:
     """Tasks/s of 2 single-slot workers emptying a queue of 20,000 no-ops (the drain scenario's run)."""
     rate = scenarios.drain_once(run, 20_000)
-    print(f"{run.system.policy:>9}: {rate:,.0f} tasks/s", flush=True)
+    print(f"{run.system.label:>40}: {rate:,.0f} tasks/s", flush=True)
     return rate
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", choices=("mixed", "drain"))
-    parser.add_argument("--prefetch", default="adaptive", help="fairq policies, comma-separated, run in turn")
+    parser.add_argument("--prefetch", default="adaptive",
+                        help="fairq policies, comma-separated, run in turn; POLICY/no-events runs it with --no-events")
     parser.add_argument("--runs", type=int, default=6)
     parser.add_argument("--show-above", type=float, default=1.12, help="mixed: print timelines of runs above this ratio")
     parser.add_argument("--broker", default="amqp://guest:guest@127.0.0.1:5672/")
@@ -62,7 +63,8 @@ def main() -> None:
     figures: dict[str, list[float]] = collections.defaultdict(list)
     for _ in range(args.runs):
         for policy in args.prefetch.split(","):
-            with Run(ctx, args.scenario, systems.fairq(policy)) as run:
+            name, _, flag = policy.partition("/")
+            with Run(ctx, args.scenario, systems.fairq(name, events=flag != "no-events")) as run:
                 figures[policy].append(mixed_once(run, args.show_above) if args.scenario == "mixed" else drain_once(run))
     show = "{:.3f}×".format if args.scenario == "mixed" else "{:,.0f}/s".format
     for policy, values in figures.items():

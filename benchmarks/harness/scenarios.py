@@ -138,6 +138,7 @@ def drain(ctx: Context, policies: Sequence[str], rounds: int) -> Table:
     candidates = [baselines["quorum"], baselines["classic"], systems.raw("pika", 100, "classic"),
                   systems.raw("aiormq", 1, "quorum"), systems.raw("aiormq", 1, "classic"),
                   *[systems.fairq(p) for p in policies], systems.fairq("fair", "classic"), systems.fairq("100", "classic"),
+                  *[systems.fairq(p, events=False) for p in EVENT_COST_POLICIES if p in policies],
                   systems.celery("default", 2), systems.celery("fair", 2), systems.dramatiq("default", 2)]
 
     def measure(system: System) -> float:
@@ -206,6 +207,9 @@ def latency(ctx: Context, policies: Sequence[str], rounds: int) -> Table:
 
 # -- dispatch: W1, W2, mixed --------------------------------------------------------------------
 
+
+#: fairq policies whose drain also runs with --no-events, for what the worker events cost (issue 14).
+EVENT_COST_POLICIES = ("100", "adaptive")
 
 #: fairq policies whose balance is also measured on the embedded SQLite broker (issue 13).
 SQLITE_DISPATCH_POLICIES = ("fair", "adaptive")

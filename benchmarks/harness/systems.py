@@ -26,6 +26,7 @@ class System:
     one_node: bool = True  #: Celery: one node with N pool processes (else N nodes with one each)
     confirms: str = ""  #: how the sender waits for the broker
     backend: str = "amqp"  #: fairq only: "amqp" (the shared RabbitMQ) or "sqlite" (a file of the run's own)
+    events: bool = True  #: fairq only: False runs the worker with --no-events (the events' cost, issue 14)
 
     @property
     def label(self) -> str:
@@ -48,7 +49,7 @@ class System:
         n = str(processes)
         if self.family == "fairq":
             return [[str(bin_dir / "fairq"), "worker", str(systems_dir / "fairq_tasks.py"), "-p", n, "-t", "1",
-                     "--prefetch", self.policy]]
+                     "--prefetch", self.policy, *([] if self.events else ["--no-events"])]]
         if self.family == "celery":
             nodes, per_node = (1, processes) if self.one_node else (processes, 1)
             return [[str(bin_dir / "celery"), "-A", "celery_app", "worker", "-P", "prefork", "-c", str(per_node),
@@ -60,7 +61,10 @@ class System:
                 for _ in range(processes)]
 
 
-def fairq(policy: str, kind: str = "quorum", backend: str = "amqp") -> System:
+def fairq(policy: str, kind: str = "quorum", backend: str = "amqp", events: bool = True) -> System:
+    if not events:
+        return System("fairq", f"fairq --prefetch {policy}, --no-events", mode=kind, policy=policy, queue_kind=kind,
+                      confirms="yes, pipelined (send_many, window 1000)", events=False)
     if backend == "sqlite":
         return System("fairq", f"fairq --prefetch {policy}, SQLite broker", policy=policy, queue_kind="sqlite",
                       confirms="yes (send_many: one transaction per batch)", backend="sqlite")
