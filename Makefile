@@ -27,10 +27,14 @@ demo: venv
 	echo "$(BIN)/fairq demo"; exec $(BIN)/fairq demo
 
 # Where no RabbitMQ can be had (exit 3, never in CI), the RabbitMQ tests skip and say why; the rest run.
+# Test files run in TEST_WORKERS processes at once (pytest-xdist, one file per process: a file's
+# private nodes and module fixtures stay together); most of the time goes in waiting on brokers.
+TEST_WORKERS ?= 3
+
 test: venv
 	@$(BIN)/python -m pip install -q -e '.[test]'
 	@rc=0; scripts/ensure-rabbitmq test || rc=$$?; [ $$rc = 0 ] || [ $$rc = 3 ] || exit $$rc
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # fairq against Celery and Dramatiq (issue 4), about 34 min; e.g. BENCH_ARGS="--quick --only drain" to iterate.
 bench: venv

@@ -17,7 +17,8 @@ from tests.support.rabbit_node import PrivateRabbitNode
 from tests.support.reliability import Inspector, Outcome, counts, record
 from tests.support.workers import TASKS, Journal, wait_for, worker_process
 
-pytestmark = pytest.mark.faults
+# Their own waits allow minutes on a loaded machine; the suite-wide 120 s would cut them short.
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 QUEUE = "faults"
 
 
