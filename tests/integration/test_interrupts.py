@@ -166,6 +166,12 @@ def test_a_worker_stopped_by_one_ctrl_c_finishes_its_task_and_exits_0(
     assert journal.tags("done") == ["held"]
 
 
+def sleeping(pid: int) -> bool:
+    """Whether the process is asleep (state S in /proc/PID/stat), e.g. blocked reading its terminal."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] == "S"
+
+
 def test_ctrl_c_at_the_purge_prompt_exits_130_and_deletes_nothing(amqp: Amqp, queue: str, broker_url: str) -> None:
     dlq = dead_letter_queue(queue)
     amqp._fresh().queue_declare(dlq, durable=True)
@@ -190,10 +196,17 @@ def test_ctrl_c_at_the_purge_prompt_exits_130_and_deletes_nothing(amqp: Amqp, qu
     try:
         prompt = read_until("[y/N]: ")
         assert f"delete 1 dead letter from {dlq} for good?" in prompt
+        # The prompt is written before input() blocks in read(2); a SIGINT in between only sets Python's
+        # flag and the read then waits for ever (as it would for a person pressing Ctrl-C in that
+        # microsecond). A person is slower: wait until the process sleeps in its read.
+        wait_for(lambda: sleeping(process.pid), interval=0.01, what="the prompt waiting for an answer")
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 130
         after = read_until("interrupted\r\n")
     finally:
         os.close(leader)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     assert after.replace("\r", "").lstrip("\n") == "fairq: interrupted\n"  # the prompt's line ended, then one line
     assert amqp.ready(dlq) == 1
