@@ -89,7 +89,7 @@ def test_once_is_one_look_with_the_live_workers_in_it(url: str, queue: str, tmp_
     app_for(url).send("add", [0, 0], queue=queue)
     with workers(url, queue, tmp_path / "journal"):
         observer = asyncio.run(once(url, [queue], wait=2.2))
-    data = json.loads(json.dumps(observer.as_json()))
+        data = json.loads(json.dumps(observer.as_json()))  # read now: a picture ages, and its workers with it
     (row,) = data["queues"]
     assert row["name"] == queue and row["exists"] is True and row["consumers"] == 1
     (worker,) = data["workers"]
