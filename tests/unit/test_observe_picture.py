@@ -10,7 +10,7 @@ from fairq.observe import Counts, Picture, QueueRow, lost_after
 T0 = 1_800_000_000.0
 Q = "images"
 WHO = dict(host="h1", pid=41, node="n", processes=2, slots=2, policy="fair", queues=(Q,), version="0.1.0",
-           broker="amqp://guest:***@localhost:5672/", interval=2.0)
+           broker="amqp://guest:***@localhost:5672/", broker_node="localhost:5672", interval=2.0)
 
 
 def task(kind: str, message_id: str, at: float, worker: str = "w.1", **fields: object) -> TaskEvent:
@@ -42,6 +42,7 @@ def test_task_events_tell_what_each_worker_holds_and_runs() -> None:
     (worker,) = picture.worker_views(now=T0 + 1)
     assert [(r.message_id, r.slot, round(r.elapsed, 3)) for r in worker.running] == [("m0", 0, 0.8), ("m1", 1, 0.7)]
     assert (worker.state, worker.held, worker.held_not_started, worker.host, worker.slots) == ("running", 3, 1, "h1", 2)
+    assert worker.broker_node == "localhost:5672"
 
     picture.apply(task("succeeded", "m0", T0 + 1.5, slot=0, run=1.3), now=T0 + 1.5)
     picture.apply(task("failed", "m1", T0 + 1.6, slot=1, run=1.3, error="E: x"), now=T0 + 1.6)

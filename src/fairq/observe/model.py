@@ -94,6 +94,7 @@ class WorkerView:
     handed_back: int
     heartbeat_age: float | None  #: seconds since its last heartbeat arrived; None before the first
     broker: str  #: the broker it is connected to, as the worker tells it (no password)
+    broker_node: str  #: the node of a cluster it is connected to (``host:port``); "" where the worker did not say
     version: str
     dropped: int  #: events it dropped (its last heartbeat's count)
 
@@ -357,7 +358,7 @@ class Picture:
             held=len(worker.flights) + worker.unseen_waiting if live else 0,
             held_not_started=waiting if live else 0, **counts,
             heartbeat_age=None if worker.beat_seen is None else max(0.0, now - worker.beat_seen),
-            broker=who.broker if who else "", version=who.version if who else "",
+            broker=who.broker if who else "", broker_node=who.broker_node if who else "", version=who.version if who else "",
             dropped=beat.dropped if beat else 0)
 
     def queue_views(self, now: float | None = None) -> list[QueueView]:
