@@ -6,8 +6,10 @@ import base64
 import json
 import socket
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,7 +17,28 @@ import httpx
 
 from fairq.dashboard.server import DashboardServer
 
+from .backends import Harness
+from .vhosts import private_vhost
 from .workers import wait_for
+
+
+@contextmanager
+def harness_for(kind: str, broker_url: Callable[[], str], tmp: Path) -> Iterator[Harness]:
+    """A :class:`Harness` on ``kind``: amqp a private virtual host of the shared broker (its events exchange
+    too, so a dashboard sees only the test's workers), sqlite a file in ``tmp``, memory a store of its own."""
+    if kind == "amqp":
+        with private_vhost(broker_url()) as url:
+            harness = Harness(kind, url)
+            try:
+                yield harness
+            finally:
+                harness.close()
+        return
+    harness = Harness(kind, f"sqlite://{tmp}/fairq.db" if kind == "sqlite" else f"memory://dash-{uuid.uuid4().hex[:10]}")
+    try:
+        yield harness
+    finally:
+        harness.close()
 
 
 @contextmanager

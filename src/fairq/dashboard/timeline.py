@@ -149,7 +149,7 @@ class Timeline:
 
     def _worker(self, event: WorkerEvent) -> None:
         proc = self._process(event.worker, event.process, event.at)
-        before = proc.row()
+        self._changed_procs[(proc.worker, proc.process)] = proc  # at least its last_seen: the page judges it lost by that
         proc.node, proc.host, proc.interval = event.node, event.host, event.interval or proc.interval
         proc.slots = max(proc.slots, event.slots)
         proc.state = "offline" if isinstance(event, WorkerOffline) else "live"
@@ -162,8 +162,6 @@ class Timeline:
             proc.held_not_started = 0
             for ident in [i for i in self._open if i[:2] == (event.worker, event.process)]:
                 self._close(self._open.pop(ident), event.at, "back")
-        if proc.row() != before:
-            self._changed_procs[(proc.worker, proc.process)] = proc
 
     def _check_running(self, beat: WorkerHeartbeat) -> None:
         """Open what the heartbeat runs that no bar shows; close what it has stopped running unseen."""

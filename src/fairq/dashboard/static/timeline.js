@@ -13,10 +13,12 @@ const OUTCOME_LABELS = {
 };
 const LANE_H = 18, AXIS_H = 22, GUTTER = 230, LOST_AFTER_BEATS = 3;
 
-function hue(text) {
-  let h = 0;
-  for (let i = 0; i < text.length; i++) h = (h * 31 + text.charCodeAt(i)) >>> 0;
-  return h % 360;
+// A task's colour from its place in the list of names; no red, which says failure.
+const PALETTE = ["#4aa3ff", "#b07cff", "#3fc1b0", "#f0b35e", "#e872b8", "#9ccc65", "#7f8cff", "#56c2e6"];
+function taskColour(index, running) {
+  if (index < PALETTE.length && !running) return PALETTE[index];
+  const hue = index < PALETTE.length ? null : (40 + index * 137.508) % 360;
+  return hue === null ? PALETTE[index] + "c0" : `hsl(${hue}, 55%, ${running ? 64 : 55}%)`;
 }
 
 class Timeline {
@@ -136,8 +138,7 @@ class Timeline {
 
   colour(bar) {
     if (this.colourBy === "outcome") return OUTCOME_COLOURS[bar.outcome] || OUTCOME_COLOURS.unknown;
-    const name = this.names[bar.task] || "";
-    return `hsl(${hue(name)}, 55%, ${bar.outcome === "running" ? 62 : 50}%)`;
+    return taskColour(bar.task, bar.outcome === "running");
   }
 
   draw() {
@@ -244,7 +245,7 @@ class Timeline {
     if (this.colourBy === "outcome") {
       for (const key of ["running", "ok", "retried", "dead", "back", "unknown"]) add(OUTCOME_COLOURS[key], OUTCOME_LABELS[key]);
     } else {
-      for (const name of this.names.slice(0, 24)) if (name !== undefined) add(`hsl(${hue(name)}, 55%, 50%)`, name);
+      this.names.slice(0, 24).forEach((name, i) => { if (name !== undefined) add(taskColour(i, false), name); });
       add(OUTCOME_COLOURS.dead, "underline: failed / dead-lettered");
     }
     const hoard = document.createElement("span");
