@@ -23,23 +23,30 @@ from .errors import (
     FairqError,
     LoginRefused,
     MessageError,
+    NoResult,
     PublishRejected,
     QueueFull,
     Reject,
+    ResultError,
+    ResultTimeout,
     Retry,
     TaskControl,
+    TaskFailed,
     TaskNotFound,
     TimeLimitExceeded,
     TLSRefused,
     VhostRefused,
 )
-from .task import Call, Task
+from .results.group import Group, GroupHandle, group
+from .results.handle import Handle
+from .task import BoundCall, Call, Task
 from .worker.context import current_worker
 
 __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "BoundCall",
     "BrokerError",
     "Call",
     "ChannelClosed",
@@ -48,19 +55,27 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "FairqError",
+    "Group",
+    "GroupHandle",
+    "Handle",
     "LoginRefused",
     "MessageError",
+    "NoResult",
     "PublishRejected",
     "QueueFull",
     "QueueKind",
     "Reject",
+    "ResultError",
+    "ResultTimeout",
     "Retry",
     "Task",
     "TaskControl",
+    "TaskFailed",
     "TaskNotFound",
     "TimeLimitExceeded",
     "TLSRefused",
     "VhostRefused",
     "current_worker",
+    "group",
     "__version__",
 ]

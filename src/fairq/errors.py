@@ -14,6 +14,10 @@ them at its boundary.
     │       └── UnknownEventKind    a routing key this fairq has no event for
     ├── TaskNotFound                a received task name is not registered (the error type of its dead letter)
     ├── TimeLimitExceeded           a task ran longer than its time_limit (counts as a failure)
+    ├── ResultError                 a task's result cannot be had
+    │   ├── TaskFailed              the task failed for good: the remote error type, message and traceback
+    │   ├── ResultTimeout           no result within the time asked
+    │   └── NoResult                the task was sent without asking for its result
     ├── BrokerError                 anything the broker did or failed to do
     │   ├── ConnectionFailed        cannot reach or log in to the broker
     │   │   └── LoginRefused        the broker refused the credentials (retrying will not help)
@@ -88,6 +92,32 @@ class TaskNotFound(FairqError):
 
 class TimeLimitExceeded(FairqError):
     """A task ran longer than its ``time_limit``; it counts as a failure (and may be retried)."""
+
+
+class ResultError(FairqError):
+    """A task's result cannot be had (:meth:`fairq.Handle.result`)."""
+
+
+class TaskFailed(ResultError):
+    """The task failed for good (dead-lettered): ``error_type``, ``error_message`` and ``traceback`` are
+    the worker's, ``reason`` the dead-letter reason (``task failed``, ``unknown task``, ...)."""
+
+    def __init__(self, message_id: str, reason: str, error_type: str, error_message: str, traceback: str) -> None:
+        super().__init__(f"task {message_id} failed ({reason}): {error_type}: {error_message}" if error_type
+                         else f"task {message_id} failed ({reason}): {error_message}")
+        self.message_id = message_id
+        self.reason = reason
+        self.error_type = error_type
+        self.error_message = error_message
+        self.traceback = traceback
+
+
+class ResultTimeout(ResultError, TimeoutError):
+    """No result arrived within the time asked; the task may still run (ask again later)."""
+
+
+class NoResult(ResultError):
+    """The task was sent without asking for its result (``@app.task(result=True)`` or ``send_with(result=True)``)."""
 
 
 class BrokerError(FairqError):

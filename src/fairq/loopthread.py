@@ -55,6 +55,11 @@ class LoopThread:
             future.cancel()  # a no-op once done; else the task is cancelled on the loop
             raise
 
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start ``coro`` on the loop without waiting: how an async caller on another loop awaits it
+        (``asyncio.wrap_future``)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._ensure())
+
     def stop(self, timeout: float = STOP_SECONDS) -> None:
         """Cancel what still runs on the loop, let it finish, then stop the loop and join its thread.
 

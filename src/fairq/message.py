@@ -27,6 +27,10 @@ H_ATTEMPT = "fairq-attempt"
 H_REDELIVERIES = "fairq-redeliveries"
 #: How often a worker handed the task back to the queue unstarted (a rebalance, not a failure).
 H_HANDED_BACK = "fairq-handed-back"
+#: Where the task's result goes: an inbox's address (docs/results.md); absent when nobody asked for it.
+H_REPLY_TO = "fairq-reply-to"
+#: Seconds the result is kept (with fairq-reply-to).
+H_RESULT_TTL = "fairq-result-ttl"
 #: Headers whose names start with this are the broker's own (AMQP's convention; fairq's start with ``fairq-``).
 BROKER_HEADER_PREFIX = "x-"
 # Dead-letter headers, added to the copy in QUEUE.dlq.

@@ -7,9 +7,12 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar
 
 from .errors import ConfigurationError, EncodeError
+
+if TYPE_CHECKING:
+    from .results.handle import Handle
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -37,6 +40,15 @@ class Call:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class BoundCall:
+    """One call of a task, made but not sent (``task.call(...)``): what :func:`fairq.group` takes."""
+
+    task: Task[Any, Any]
+    args: Sequence[Any] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
 class Sender(Protocol):
     """What a task needs from its app: a way to send calls (:class:`~fairq.App` is one).
 
@@ -45,10 +57,10 @@ class Sender(Protocol):
 
     def send(self, task: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
              *, queue: str = ..., delay: float = 0.0, wait_if_full: bool = False,
-             timeout: float | None = None) -> str: ...
+             timeout: float | None = None, result: bool = False) -> Handle: ...
 
     def send_many(self, task: str, calls: Iterable[Call], *, queue: str = ...,
-                  wait_if_full: bool = False, timeout: float | None = None) -> list[str]: ...
+                  wait_if_full: bool = False, timeout: float | None = None, result: bool = False) -> list[Handle]: ...
 
 
 class Task(Generic[P, R]):
@@ -67,8 +79,11 @@ class Task(Generic[P, R]):
         time_limit: float | None = None,
         retry_on: ExceptionTypes = DEFAULT_RETRY_ON,
         dont_retry: ExceptionTypes = DEFAULT_DONT_RETRY,
+        result: bool = False,
     ) -> None:
         self.app = app
+        #: Every send asks for the result (``@app.task(result=True)``); else only ``send_with(result=True)``.
+        self.result = result
         self.fn = fn
         self.name = name
         self.queue = queue
@@ -103,28 +118,36 @@ class Task(Generic[P, R]):
                 return
         self.signature.bind(*args, **kwargs)
 
-    def send(self, *args: P.args, **kwargs: P.kwargs) -> str:
-        """Enqueue one call; returns its message id once the broker has confirmed it."""
+    def send(self, *args: P.args, **kwargs: P.kwargs) -> Handle:
+        """Enqueue one call once the broker has confirmed it; returns its :class:`~fairq.Handle` (the
+        message id, and its result if the task asks for results)."""
         self._check(args, kwargs)
-        return self.app.send(self.name, args, kwargs, queue=self.queue)
+        return self.app.send(self.name, args, kwargs, queue=self.queue, result=self.result)
 
     def send_with(self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, *,
                   queue: str | None = None, delay: float = 0.0, wait_if_full: bool = False,
-                  timeout: float | None = None) -> str:
+                  timeout: float | None = None, result: bool | None = None) -> Handle:
         """Enqueue one call with options: another ``queue`` than the task's own (it runs only where a
         worker consumes that queue, e.g. ``-Q urgent``), ``delay`` seconds before it may start (held by
-        the broker, up to about 621 days), ``wait_if_full`` instead of raising QueueFull, and a
-        ``timeout`` for a broker that is down, blocked or full."""
+        the broker, up to about 621 days), ``wait_if_full`` instead of raising QueueFull, a
+        ``timeout`` for a broker that is down, blocked or full, and ``result`` to ask for the result
+        (or not) whatever the task says."""
         self._check(args, kwargs or {})
         return self.app.send(self.name, args, kwargs, queue=queue or self.queue, delay=delay,
-                             wait_if_full=wait_if_full, timeout=timeout)
+                             wait_if_full=wait_if_full, timeout=timeout,
+                             result=self.result if result is None else result)
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> BoundCall:
+        """This call, not sent: for :func:`fairq.group`. Checked against the signature now."""
+        self._check(args, kwargs)
+        return BoundCall(self, args, kwargs)
 
     def retry_delay(self, attempt: int, rng: Callable[[float, float], float]) -> float:
         """Seconds before retry number ``attempt`` (1 = first retry): exponential, half of it jitter."""
         ceiling = min(self.retry_backoff_max, self.retry_backoff * 2 ** (attempt - 1))
         return ceiling / 2 + rng(0.0, ceiling / 2)
 
-    def send_many(self, calls: Iterable[Sequence[Any] | Call]) -> list[str]:
+    def send_many(self, calls: Iterable[Sequence[Any] | Call], *, result: bool | None = None) -> list[Handle]:
         """Enqueue many calls with pipelined confirms; returns their message ids once all are confirmed.
 
         Each item is a sequence of positional arguments, or a :class:`Call`. The send
@@ -139,7 +162,8 @@ class Task(Generic[P, R]):
             if shape not in checked:
                 self._check(call.args, call.kwargs)
                 checked.add(shape)
-        return self.app.send_many(self.name, normalised, queue=self.queue)
+        return self.app.send_many(self.name, normalised, queue=self.queue,
+                                  result=self.result if result is None else result)
 
     def _check(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         try:

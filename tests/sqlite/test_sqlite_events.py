@@ -130,5 +130,5 @@ def test_a_version_1_file_gains_the_event_tables_and_keeps_its_queues(tmp_path: 
         assert await broker.list_queues() == ["kept"]
 
     run(path, scenario)
-    assert SCHEMA_VERSION == 3 and rows(path, "PRAGMA user_version") == 3
+    assert SCHEMA_VERSION == 4 and rows(path, "PRAGMA user_version") == 4
     assert rows(path) == 0 and rows(path, "SELECT count(*) FROM event_listeners") == 0

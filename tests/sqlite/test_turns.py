@@ -113,4 +113,4 @@ def test_a_file_of_the_first_schema_is_upgraded_and_keeps_its_messages(tmp_path:
 
     assert asyncio.run(main()) == ("kept", b"old")
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4

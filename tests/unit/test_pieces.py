@@ -107,7 +107,10 @@ def test_the_public_api_is_pinned() -> None:
     assert sorted(fairq.__all__) == sorted([
         "App", "BrokerError", "Call", "ChannelClosed", "ConfigurationError", "ConnectionFailed", "DecodeError",
         "EncodeError", "FairqError", "LoginRefused", "MessageError", "PublishRejected", "QueueFull", "QueueKind",
-        "Reject", "Retry", "Task", "TaskControl", "TaskNotFound", "TimeLimitExceeded", "TLSRefused", "VhostRefused", "current_worker", "__version__"])
+        "Reject", "Retry", "Task", "TaskControl", "TaskNotFound", "TimeLimitExceeded", "TLSRefused", "VhostRefused", "current_worker", "__version__",
+        # results (docs/results.md)
+        "BoundCall", "Group", "GroupHandle", "Handle", "NoResult", "ResultError", "ResultTimeout", "TaskFailed",
+        "group"])
     assert all(issubclass(getattr(fairq, n), fairq.FairqError) for n in fairq.__all__ if n.endswith(("Error", "Failed")))
 
 

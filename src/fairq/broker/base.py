@@ -21,6 +21,10 @@ these promises (tests/contract checks them for every backend):
   given headers, publishing the copy *before* acking the original so a crash in
   between duplicates rather than loses it.
 
+Results (docs/results.md) go straight to the caller that asked: :meth:`Broker.open_inbox` on the
+caller's side gives an address, the worker's :meth:`Broker.publish_result` sends to it. Each
+backend carries them its own way and keeps them at most their TTL.
+
 Events (docs/events.md) ride a channel of their own with the opposite promises:
 best-effort, never waited for, dropped when nobody listens or the broker pushes back
 (:meth:`Broker.publish_event`, :meth:`Broker.subscribe_events`).
@@ -168,6 +172,24 @@ class EventSubscription(abc.ABC):
         """Stop receiving; the backend forgets the subscription (a RabbitMQ listener's queue goes)."""
 
 
+class ResultInbox(abc.ABC):
+    """Where the results of one caller's tasks arrive (:meth:`Broker.open_inbox`), kept until their TTL."""
+
+    #: What a task message carries (``fairq-reply-to``) so that a worker's result reaches this inbox.
+    address: str
+
+    @abc.abstractmethod
+    async def wait(self, ids: Sequence[str], timeout: float | None) -> list[str]:
+        """The ids of ``ids`` whose result has arrived, as soon as one has (empty once ``timeout`` passed)."""
+
+    @abc.abstractmethod
+    async def get(self, message_id: str) -> bytes | None:
+        """The result body of ``message_id`` if it has arrived and not expired; never waits."""
+
+    async def close(self) -> None:
+        """Stop receiving (a RabbitMQ reply queue goes with it)."""
+
+
 class Broker(abc.ABC):
     """A connection to a message broker, used from one asyncio event loop."""
 
@@ -260,6 +282,21 @@ class Broker(abc.ABC):
         A lost connection ends the subscription (``wait_lost`` returns).
         """
         raise BrokerError(f"{self.display_url}: this backend has no event channel")
+
+    async def open_inbox(self, ttl: float) -> ResultInbox:
+        """A new inbox for the results of tasks this caller sends, on this connection, each kept ``ttl``
+        seconds at most.
+
+        RabbitMQ's lives as long as the connection (results sent to it after are dropped);
+        SQLite's is the database file's results table, readable by any later caller.
+        """
+        raise BrokerError(f"{self.display_url}: this backend keeps no results")
+
+    async def publish_result(self, address: str, message_id: str, body: bytes, ttl: float) -> bool:
+        """Send the result ``body`` of task message ``message_id`` to the inbox at ``address``, kept
+        there at most ``ttl`` seconds; confirmed like :meth:`publish`. False when that inbox is gone
+        (its caller closed or died): the result is dropped."""
+        raise BrokerError(f"{self.display_url}: this backend keeps no results")
 
     @abc.abstractmethod
     async def get(self, queue: str) -> Delivery | None:

@@ -28,6 +28,7 @@ from ..message import Envelope
 from .base import Broker, Consumer, Delivery, DeliveryHandler, QueueSpec, QueueStats
 from .clock import ManualClock as ManualClock
 from .memory_events import MemoryEvents
+from .memory_results import MemoryResults
 from .topology import dead_letter_queue
 
 
@@ -266,7 +267,7 @@ class MemoryConsumer(Consumer):
         self.detach()
 
 
-class MemoryBroker(MemoryEvents, Broker):
+class MemoryBroker(MemoryEvents, MemoryResults, Broker):
     """A connection to a :class:`MemoryStore`."""
 
     def __init__(self, url: str = "memory://", store: MemoryStore | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -12,6 +13,7 @@ import click
 from ..broker import connect_url
 from ..errors import ConfigurationError, ConnectionFailed, LoginRefused
 from ..events.emitter import DEFAULT_HEARTBEAT
+from ..metrics.endpoint import DEFAULT_HOST, METRICS_HOST_ENV, METRICS_PORT_ENV, MetricsEndpoint
 from ..logs import LOG_LEVEL_ENV, LOG_LEVELS, configure_logging, resolve_log_level
 from ..worker.banner import show_banner
 from ..worker.config import WorkerConfig
@@ -41,11 +43,16 @@ from .common import broker_option, fail, one_line_errors, resolve_broker
               help="emit task and worker events for `fairq events`, status and the dashboard (docs/events.md)")
 @click.option("--heartbeat", type=click.FloatRange(min=0.1), default=DEFAULT_HEARTBEAT, show_default=True,
               metavar="SECONDS", help="seconds between each process's heartbeat events")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, metavar="PORT", envvar=METRICS_PORT_ENV,
+              help=f"serve Prometheus metrics of all the processes on http://HOST:PORT/metrics; 0 picks a free port "
+                   f"(default ${METRICS_PORT_ENV}, else off; docs/metrics.md)")
+@click.option("--metrics-host", default=DEFAULT_HOST, show_default=True, metavar="HOST", envvar=METRICS_HOST_ENV,
+              help=f"address the metrics endpoint listens on (${METRICS_HOST_ENV})")
 @broker_option
 @one_line_errors
 def worker(module: str | None, queues: tuple[str, ...], processes: int | None, threads: int, prefetch: str,
            raw_handler: str | None, name: str | None, log_level: str | None, grace: float, events: bool,
-           heartbeat: float, broker: str | None) -> None:
+           heartbeat: float, metrics_port: int | None, metrics_host: str, broker: str | None) -> None:
     """Run worker processes for the tasks defined in MODULE (dotted path or file.py)."""
     level = resolve_log_level(log_level)
     configure_logging(level, banner=True)
@@ -79,9 +86,15 @@ def worker(module: str | None, queues: tuple[str, ...], processes: int | None, t
         log_level=level,
         events=events and (app.events if app is not None else True),
         heartbeat=heartbeat,
+        metrics=metrics_port is not None,
     )
-    show_banner(config, url, config.queues or (app.queues() if app else []), app.tasks if app else [])
-    code = Supervisor(config, url).run()
+    with contextlib.ExitStack() as stack:
+        metrics = None
+        if metrics_port is not None:
+            metrics = stack.enter_context(MetricsEndpoint(metrics_port, metrics_host))
+        show_banner(config, url, config.queues or (app.queues() if app else []), app.tasks if app else [],
+                    metrics.url if metrics is not None else None)
+        code = Supervisor(config, url, metrics).run()
     if code == EXIT_ABORTED:
         sys.exit(code)  # the supervisor logged the abort; unfinished tasks go back to the queue
     if code:

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from ..broker import QueueKind, QueueSpec, kind_option, open_backend
 from ..config import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_MESSAGE_BYTES, broker_url
@@ -22,6 +23,9 @@ from .config import EXIT_BROKER_LOST, EXIT_CONFIG, EXIT_OK, EXIT_RECYCLE, READY_
 from .worker import State, Worker
 from .loader import load_app, load_callable
 from .policy import Prefetch
+
+if TYPE_CHECKING:
+    from ..metrics.recorder import Recorder
 
 
 
@@ -53,14 +57,26 @@ def build_worker(config: WorkerConfig, index: int) -> Worker:
     )
 
 
-async def serve(worker: Worker) -> None:
+async def serve(worker: Worker, metrics: Recorder | None = None) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, worker.stop)
     told = asyncio.ensure_future(tell_supervisor_when_ready(worker))
+    if metrics is not None:
+        metrics.start()
     try:
         await worker.run()
     finally:
         told.cancel()
+        if metrics is not None:
+            await metrics.close()
+
+
+def record_metrics(worker: Worker, index: int) -> Recorder:
+    """Prometheus metrics for this process, in the supervisor's directory (its ``$PROMETHEUS_MULTIPROC_DIR``)."""
+    from ..metrics.definitions import MetricSet
+    from ..metrics.recorder import Recorder
+
+    return Recorder(worker, MetricSet.create(registry=None), process=index + 1)
 
 
 async def tell_supervisor_when_ready(worker: Worker) -> None:
@@ -87,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     except FairqError as exc:
         print(f"fairq worker: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    recorder = record_metrics(worker, index) if config.metrics else None
     try:
-        asyncio.run(serve(worker))
+        asyncio.run(serve(worker, recorder))
     except LoginRefused as exc:
         logging.getLogger("fairq.worker").error("%s", exc)
         return EXIT_CONFIG

@@ -34,6 +34,7 @@ class WorkerConfig:
     log_level: str = DEFAULT_LOG_LEVEL  #: one of fairq.logs.LOG_LEVELS, resolved from --log-level / env
     events: bool = True  #: emit events (docs/events.md); off with --no-events or App(events=False)
     heartbeat: float = DEFAULT_HEARTBEAT  #: seconds between each process's heartbeat events
+    metrics: bool = False  #: record Prometheus metrics (--metrics-port; the directory is in the environment)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("fairq.worker")
 
 Key = tuple[str, int]
+#: The outcomes that end a task for good, and so send its result to a caller that asked.
+REPLIED = (Outcome.ACK, Outcome.DEAD)
 
 
 class Pipeline:
@@ -145,7 +147,9 @@ class Pipeline:
         error = ""
         try:
             try:
-                await self._slots.run(record, fn, args, kwargs, on_start)
+                value = await self._slots.run(record, fn, args, kwargs, on_start)
+                if value is not None and wire.H_REPLY_TO in delivery.envelope.headers:
+                    settlement = Settlement(Outcome.ACK, value=value)
             finally:
                 self._window.measured(record)
         except NotStarted as exc:
@@ -174,6 +178,9 @@ class Pipeline:
         try:
             if not delivery.alive:
                 raise ChannelClosed("the delivery's channel is gone")
+            if settlement.outcome in REPLIED and wire.H_REPLY_TO in envelope.headers:  # before the ack (replies.py)
+                dead_headers = settlement.headers if settlement.outcome is Outcome.DEAD else None
+                await worker.replies.send(delivery, settlement.value, dead_headers)
             if settlement.outcome is Outcome.RETRY:
                 copy = wire.republished(envelope, **settlement.headers)
                 await worker.broker.publish(delivery.queue, copy, settlement.delay)

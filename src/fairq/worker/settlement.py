@@ -32,6 +32,8 @@ class Settlement:
     headers: dict[str, Any] = field(default_factory=dict)
     delay: float = 0.0
     note: str = ""
+    #: What the task returned, kept only for a caller that asked for the result (replies.py).
+    value: Any = None
 
 
 ACK = Settlement(Outcome.ACK)

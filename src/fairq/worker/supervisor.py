@@ -20,9 +20,13 @@ import sys
 import time
 from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from ..config import BROKER_ENV
 from .config import EXIT_CONFIG, EXIT_RECYCLE, READY_FD_ENV, WorkerConfig
+
+if TYPE_CHECKING:
+    from ..metrics.endpoint import MetricsEndpoint
 
 log = logging.getLogger("fairq.supervisor")
 
@@ -49,9 +53,12 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, config: WorkerConfig, broker_url: str) -> None:
+    """``metrics``: the open ``/metrics`` endpoint the children write to (--metrics-port), if any."""
+
+    def __init__(self, config: WorkerConfig, broker_url: str, metrics: MetricsEndpoint | None = None) -> None:
         self.config = config
         self.broker_url = broker_url
+        self.metrics = metrics
         self.children: dict[int, Child] = {}
         self.signals = 0
         self.restarts = 0
@@ -59,7 +66,8 @@ class Supervisor:
     def _spawn(self, index: int, failed_starts: int = 0) -> None:
         ready_r, ready_w = os.pipe()
         os.set_blocking(ready_r, False)
-        env = {**os.environ, BROKER_ENV: self.broker_url, READY_FD_ENV: str(ready_w)}
+        env = {**os.environ, BROKER_ENV: self.broker_url, READY_FD_ENV: str(ready_w),
+               **(self.metrics.child_env() if self.metrics is not None else {})}
         cmd = [sys.executable, "-m", "fairq.worker.child", self.config.to_json(), str(index)]
         try:
             process = subprocess.Popen(cmd, env=env, pass_fds=(ready_w,))
@@ -90,6 +98,8 @@ class Supervisor:
             child = self.children.pop(pid, None)
             if child is None:
                 continue
+            if self.metrics is not None:
+                self.metrics.process_exited(pid)  # before a replacement with the same process number starts
             code = os.waitstatus_to_exitcode(status)
             child.process.returncode = code
             ready = child.became_ready()

@@ -28,6 +28,7 @@ from .adaptive import AdaptiveWindow
 from .context import current_worker
 from .hooks import Hooks, Subscriber
 from .pipeline import Pipeline
+from .replies import Replies
 from .policy import DEFAULT_POLICY, Prefetch
 from .slots import Slots
 from .snapshot import TaskCounter, WorkerSnapshot, take
@@ -101,6 +102,8 @@ class Worker:
         self.window = WindowControl(self, self.slots, prefetch)
         self.watchdog = Watchdog(self, self.slots, self.window)
         self.pipeline = Pipeline(self, self.slots, self.window, self.hooks)
+        #: Results for the callers that asked for them (replies.py).
+        self.replies = Replies(self)
         self._handling: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Event | None = None
         self.events = emitter_for(self, events)
@@ -180,6 +183,7 @@ class Worker:
             self.slots.close()
             if self.events is not None:
                 await self.events.close()  # offline, and the last events, before the connection goes
+            await self.replies.close()
             await self.broker.close()
 
     async def _open(self) -> None:

@@ -22,7 +22,8 @@ from pamqp import commands as spec
 from ...config import redact
 from ...errors import ChannelClosed, ConnectionFailed, QueueFull
 from ...message import Envelope
-from ..base import Broker, Consumer, Delivery, DeliveryHandler, EventHandler, EventSubscription, QueueSpec, QueueStats
+from ..base import (Broker, Consumer, Delivery, DeliveryHandler, EventHandler, EventSubscription, QueueSpec, QueueStats,
+                    ResultInbox)
 from ..topology import delay_level
 from . import delays
 from .acks import AckBatcher
@@ -31,6 +32,7 @@ from .errors import error_code as _code, lost, reason as _reason, translate, tra
 from .events import EventPublisher, is_blocked, subscribe as subscribe_events
 from .management import management_queues, queue_stats
 from .properties import SharedProperties, to_properties
+from .results import open_reply_queue, publish_reply
 from .topology import Declarer
 
 log = logging.getLogger("fairq.broker")
@@ -291,6 +293,16 @@ class RabbitMQBroker(Broker):
             self._watch(channel.closing, "event listener channel", channel)
 
         return await subscribe_events(self._require(), patterns, handler, watch, self._retired, self.display_url)
+
+    # -- results (results.py) --------------------------------------------------------------
+
+    async def open_inbox(self, ttl: float) -> ResultInbox:
+        return await open_reply_queue(self._require(), ttl, self.display_url)
+
+    async def publish_result(self, address: str, message_id: str, body: bytes, ttl: float) -> bool:
+        self._require()
+        assert self._publish_channel is not None
+        return await publish_reply(self._publish_channel, address, message_id, body, ttl, self.display_url)
 
     async def get(self, queue: str) -> Delivery | None:
         if self._get_channel is None or self._get_channel.is_closed:

@@ -13,8 +13,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ...errors import BrokerError, ChannelClosed, ConfigurationError, ConnectionFailed
 from ...message import Envelope
-from ..base import Broker, Consumer, Delivery, DeliveryHandler, EventHandler, EventSubscription, QueueSpec, QueueStats
-from . import events, leases, queues
+from ..base import (Broker, Consumer, Delivery, DeliveryHandler, EventHandler, EventSubscription, QueueSpec, QueueStats,
+                    ResultInbox)
+from . import events, leases, queues, results
 from .batch import AckBatcher, PublishBatcher
 from .db import Database
 from .schema import SYNCHRONOUS
@@ -301,6 +302,15 @@ class SQLiteBroker(Broker):
         if not self.connected:
             raise ConnectionFailed(f"{self.display_url}: not connected")
         return await events.subscribe(self, patterns, handler)
+
+    async def open_inbox(self, ttl: float) -> ResultInbox:
+        if not self.connected:
+            raise ConnectionFailed(f"{self.display_url}: not connected")
+        return results.SQLiteInbox(self)
+
+    async def publish_result(self, address: str, message_id: str, body: bytes, ttl: float) -> bool:
+        await self._write(partial(results.put, message_id=message_id, body=body, ttl=ttl))
+        return True
 
     async def get(self, queue: str) -> Delivery | None:
         found = await self._write(partial(queues.claim, queue=queue, session=self.session, limit=1))

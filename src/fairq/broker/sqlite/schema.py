@@ -5,7 +5,8 @@ A fairq database says so twice: ``PRAGMA application_id`` holds :data:`APPLICATI
 but no id) is not ours and is refused rather than written to; a newer version is refused so an
 old fairq never misreads a newer layout. An older version is brought up to date when it is
 opened (:data:`MIGRATIONS`, in the same transaction that checks it): version 2 added the
-round-robin columns of uncapped consumers and version 3 the event tables (events.py), so a file a newer
+round-robin columns of uncapped consumers, version 3 the event tables (events.py) and version 4 the
+results and the periodic schedules' ticks (results.py, ticks.py), so a file a newer
 fairq has opened is refused by older ones.
 """
 
@@ -19,7 +20,7 @@ from ...errors import ConfigurationError
 
 #: "fqdb": marks a SQLite file as a fairq broker database.
 APPLICATION_ID = 0x66716462
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Waiting this long for another process's write lock before a statement fails.
 BUSY_TIMEOUT_MS = 10_000
 SYNCHRONOUS = ("full", "normal", "extra", "off")
@@ -36,6 +37,26 @@ CREATE TABLE event_listeners (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     session INTEGER NOT NULL,                  -- the listener's broker session (sessions.id)
     wake TEXT                                  -- its wake-up socket address
+);
+"""
+#: Task results kept until their TTL (results.py) and the last tick each periodic schedule fired (ticks.py),
+#: added in schema version 4.
+RESULTS_DDL = """
+CREATE TABLE results (
+    message_id TEXT PRIMARY KEY,               -- the task message's id
+    body BLOB NOT NULL,                        -- docs/results.md
+    expires REAL NOT NULL                      -- wall-clock seconds
+);
+CREATE INDEX results_expires ON results (expires);
+CREATE TABLE ticks (
+    schedule TEXT PRIMARY KEY,                 -- a periodic task's schedule key
+    tick REAL NOT NULL,                        -- wall-clock seconds of the last tick sent
+    sent REAL NOT NULL                         -- when it was sent
+);
+CREATE TABLE leaders (
+    role TEXT PRIMARY KEY,                     -- what is led: 'scheduler'
+    session INTEGER NOT NULL,                  -- the leading broker session (sessions.id)
+    until REAL NOT NULL                        -- wall-clock seconds its lease runs to
 );
 """
 DDL = """
@@ -79,10 +100,10 @@ CREATE TABLE consumers (
     prefetch INTEGER NOT NULL DEFAULT 1        -- 0: no cap (dealt messages in turn)
 );
 CREATE INDEX consumers_queue ON consumers (queue);
-""" + EVENTS_DDL
+""" + EVENTS_DDL + RESULTS_DDL
 #: What brings a file of version N to N + 1, run statement by statement in the transaction that opens it
 #: (additive only: nothing a running older fairq reads changes). 2: the round-robin dealing of uncapped
-#: consumers (queues.py); 3: the event tables (events.py).
+#: consumers (queues.py); 3: the event tables (events.py); 4: results and ticks.
 MIGRATIONS = {
     1: """
 ALTER TABLE queues ADD COLUMN turn INTEGER NOT NULL DEFAULT 0;
@@ -91,6 +112,7 @@ ALTER TABLE consumers ADD COLUMN prefetch INTEGER NOT NULL DEFAULT 1;
 CREATE INDEX messages_offered ON messages (offered_to) WHERE offered_to IS NOT NULL
 """,
     2: EVENTS_DDL,
+    3: RESULTS_DDL,
 }
 
 
