@@ -7,7 +7,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, overload
 
-from .broker import Backend, QueueKind, QueueSpec, kind_option, open_backend
+from .broker import Backend, QueueKind, QueueSpec, kind_option, open_backend, queue_options
 from .config import DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUE, broker_url
 from .errors import ConfigurationError
 from .loopthread import LoopThread
@@ -43,6 +43,7 @@ class QueueOptions:
 
     kind: QueueKind | None = None  #: None: the app's
     max_length: int | None = None
+    replicas: int | None = None  #: None: the app's
 
 
 class App:
@@ -53,7 +54,9 @@ class App:
     in-process store shared with a worker in the same process; give one or the other.
 
     ``queue_kind``: how RabbitMQ creates a missing queue (:class:`~fairq.QueueKind`; None: its
-    backend's default, quorum), a backend option: SQLite and memory ignore it.
+    backend's default, quorum), a backend option: SQLite and memory ignore it. ``queue_replicas``: on
+    how many nodes of a RabbitMQ cluster a new quorum queue is placed (None: the broker's default);
+    it takes and delivers messages while a majority of them is up.
 
     ``events``: False to have ``fairq worker`` run this app's tasks without emitting events
     (as ``--no-events`` does; docs/events.md).
@@ -70,6 +73,7 @@ class App:
         *,
         backend: Backend | None = None,
         queue_kind: QueueKind | str | None = None,
+        queue_replicas: int | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
         send_timeout: float = DEFAULT_SEND_TIMEOUT,
@@ -83,8 +87,9 @@ class App:
             raise ConfigurationError("give App either broker= (a URL) or backend=, not both")
         self._broker_url = broker
         self._backend = backend
-        kind_option(queue_kind)  # refuse an unknown kind now, not at the first send
+        queue_options(queue_kind, queue_replicas)  # refuse an unknown kind now, not at the first send
         self.queue_kind = QueueKind(queue_kind) if queue_kind is not None else None
+        self.queue_replicas = queue_replicas
         self.max_message_bytes = max_message_bytes
         self.delivery_limit = delivery_limit
         self.send_timeout = send_timeout
@@ -206,13 +211,15 @@ class App:
 
         return register(fn) if fn is not None else register
 
-    def queue(self, name: str, *, kind: QueueKind | str | None = None, max_length: int | None = None) -> None:
+    def queue(self, name: str, *, kind: QueueKind | str | None = None, max_length: int | None = None,
+              replicas: int | None = None) -> None:
         """Say how fairq creates queue ``name``: a ``max_length`` beyond which ``send`` is refused, and on
-        RabbitMQ its type (``kind``, else the app's ``queue_kind``)."""
+        RabbitMQ its type (``kind``, else the app's ``queue_kind``) and a quorum queue's ``replicas``
+        (else the app's ``queue_replicas``)."""
         if max_length is not None and max_length < 1:
             raise ConfigurationError(f"max_length must be >= 1, got {max_length}")
-        kind_option(kind or None)
-        self._queue_options[name] = QueueOptions(QueueKind(kind) if kind else None, max_length)
+        queue_options(kind or None, replicas)
+        self._queue_options[name] = QueueOptions(QueueKind(kind) if kind else None, max_length, replicas)
 
     def queues(self) -> list[str]:
         """The queues of the registered tasks, in order of first definition."""
@@ -227,7 +234,7 @@ class App:
             max_length=options.max_length,
             delivery_limit=self.delivery_limit,
             task_time_limit=max(limits) if limits else None,
-            options=kind_option(options.kind or self.queue_kind),
+            options=queue_options(options.kind or self.queue_kind, options.replicas or self.queue_replicas),
         )
 
     # -- sending ------------------------------------------------------------------------

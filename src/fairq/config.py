@@ -22,12 +22,17 @@ _PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P
 def broker_url(explicit: str | None = None) -> str:
     """The broker URL: the explicit one, else ``$FAIRQ_BROKER_URL``, else the default.
 
-    ``amqp(s)://`` needs a host; ``sqlite://`` needs a path (``sqlite:///abs/path.db``);
+    ``amqp(s)://`` needs a host, or several for a cluster (``amqp://u:pw@rabbit1,rabbit2:5673/vhost``;
+    several whole URLs separated by spaces are joined into that form); ``sqlite://`` needs a path (``sqlite:///abs/path.db``);
     ``memory://[NAME]`` takes nothing more.
 
     Read when called, never at import, so tests and CLIs can set the environment late.
     """
-    url = explicit or os.environ.get(BROKER_ENV) or DEFAULT_BROKER_URL
+    url = (explicit or os.environ.get(BROKER_ENV) or DEFAULT_BROKER_URL).strip()
+    if len(url.split()) > 1:  # several addresses, as a repeated -b gives: one URL of the cluster
+        from .broker.rabbitmq.hosts import join
+
+        url = join(url.split())
     parts = urlsplit(url)
     if parts.scheme == "memory":
         return url
@@ -39,11 +44,14 @@ def broker_url(explicit: str | None = None) -> str:
     if parts.scheme not in ("amqp", "amqps"):
         raise ConfigurationError("broker URL must start with amqp://, amqps://, sqlite:/// or memory://, "
                                  f"got {redact(url)!r}")
-    if not parts.hostname:
+    if not parts.netloc.rpartition("@")[2]:
         raise ConfigurationError(f"broker URL has no host: {redact(url)!r}")
     from .broker.rabbitmq.client import check_tls  # here: the broker package imports this module
+    from .broker.rabbitmq.hosts import connect_timeout, split
 
-    check_tls(url)  # the TLS query parameters the AMQP client reads
+    split(url)  # every host of a cluster's URL well-formed
+    connect_timeout(url)
+    check_tls(url)  # the TLS query parameters the AMQP client reads, for every host alike
     return url
 
 

@@ -277,6 +277,7 @@ class PrivateRabbitNode:
         base_dir: str | os.PathLike[str] | None = None,
         start_timeout: float = 60.0,
         stop_timeout: float = 60.0,
+        cookie: str | None = None,
     ) -> None:
         self.config: dict[str, str] = dict(config or {})
         self.advanced_config = advanced_config
@@ -297,8 +298,10 @@ class PrivateRabbitNode:
         self.enabled_plugins_file = self.dir / "enabled_plugins"
         self.conf_env_file = self.dir / "rabbitmq-env.conf"
         self.pid_file = self.dir / "rabbitmq.pid"
-        self._cookie = secrets.token_hex(20).upper()
+        # Nodes of one cluster share a cookie (tests/support/rabbit_cluster.py); else each its own.
+        self._cookie = cookie or secrets.token_hex(20).upper()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._frozen: int | None = None  # beam's pid while SIGSTOPped (freeze)
         self._removed = False
         #: wall-clock seconds of the most recent start() / stop() / restart()
         self.last_start_seconds: float | None = None
@@ -485,6 +488,7 @@ class PrivateRabbitNode:
         proc = self._proc
         if proc is None:
             return
+        self.thaw()  # a frozen node would never answer rabbitmqctl stop
         timeout = self.stop_timeout if timeout is None else timeout
         t0 = time.monotonic()
         if proc.poll() is None:
@@ -535,6 +539,24 @@ class PrivateRabbitNode:
             raise RabbitNodeError(f"{self.nodename}: wrapper did not exit after beam {beam} was killed") from None
         self._reap_group(proc.pid)
         self._proc = None
+
+    def freeze(self) -> None:
+        """SIGSTOP the beam.smp process: the node stops answering but closes no socket, as a host that
+        hangs or is cut off does; its clients notice only through heartbeats. :meth:`thaw` resumes it."""
+        beam = self.os_pid
+        if beam is None:
+            raise RabbitNodeError(f"{self.nodename} is not running")
+        os.kill(beam, signal.SIGSTOP)
+        self._frozen = beam
+
+    def thaw(self) -> None:
+        """SIGCONT what :meth:`freeze` stopped (nothing if it is not frozen)."""
+        beam, self._frozen = self._frozen, None
+        if beam is not None:
+            try:
+                os.kill(beam, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
 
     def _hard_kill(self) -> None:
         proc = self._proc

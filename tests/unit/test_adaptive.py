@@ -198,3 +198,16 @@ def test_a_deep_window_of_tiny_tasks_does_not_shrink_when_their_median_wavers() 
     for _ in range(64):
         w.task_finished(0.0002)  # 0.2 ms each: 0.2 s of work in hand, a deep window still
     assert 1 < w.target() and w.decide(now=20.0) == w.target()
+
+
+def test_a_new_session_starts_fair_and_measures_the_round_trip_again() -> None:
+    w = measured(2, task=0.0001, gap=0.002)
+    w.changed(w.target(), 0.0)
+    assert w.deep
+    w.restarted(10.0)  # the session was lost: the next may be on another node of a cluster
+    assert w.window == 2 and not w.deep and w.gap_seconds is None
+    assert w.decide(20.0) is None  # no decision before a few refill gaps on the new session
+    for _ in range(MIN_SAMPLES):
+        w.refilled(0.002)
+        w.task_finished(0.0001)
+    assert (w.decide(30.0) or 0) > 2  # the task times it learnt before still count

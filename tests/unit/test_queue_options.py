@@ -38,7 +38,23 @@ def test_rabbitmq_turns_the_longest_time_limit_into_a_consumer_timeout_with_a_ma
     args = queue_arguments(QueueSpec("q", task_time_limit=90, options=kind_option("classic")))
     assert args is not None and args["x-consumer-timeout"] == 150_000 and "x-queue-type" not in args
     assert queue_arguments(QueueSpec("q", max_length=3, options=kind_option(QueueKind.PLAIN))) is None
-    assert dead_letter_arguments(QueueKind.CLASSIC) is None
+    assert dead_letter_arguments(QueueSpec("q", options=kind_option("classic"))) is None
+
+
+def test_replicas_place_a_new_quorum_queue_and_its_dead_letters_on_that_many_nodes() -> None:
+    app = fairq.App(broker="memory://opts", queue_replicas=3)
+    app.queue("small", replicas=1)
+    small, other = app.queue_spec("small"), app.queue_spec("other")
+    for spec, replicas in ((small, 1), (other, 3)):
+        assert (queue_arguments(spec) or {})["x-quorum-initial-group-size"] == replicas
+        assert (dead_letter_arguments(spec) or {})["x-quorum-initial-group-size"] == replicas
+    unset = fairq.App(broker="memory://opts").queue_spec("q")  # the broker's default
+    assert "x-quorum-initial-group-size" not in (queue_arguments(unset) or {})
+    classic = fairq.App(broker="memory://opts", queue_kind="classic", queue_replicas=3).queue_spec("q")
+    assert "x-quorum-initial-group-size" not in (queue_arguments(classic) or {})  # only quorum queues replicate
+    for bad in (0, 2.5, True):
+        with pytest.raises(ConfigurationError, match="replicas must be a whole number"):
+            fairq.App(queue_replicas=bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("make", [lambda: fairq.App(queue_kind="stream"),

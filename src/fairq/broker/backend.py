@@ -41,24 +41,28 @@ class Backend(abc.ABC):
 
 
 class RabbitMQBackend(Backend):
-    """RabbitMQ at an ``amqp://`` or ``amqps://`` URL.
+    """RabbitMQ at an ``amqp://`` or ``amqps://`` URL, which may name several nodes of a cluster.
 
     ``management_url``: its management API, which lists queues and counts unacked
-    messages (``fairq status``); None to never ask it.
+    messages (``fairq status``); None to never ask it. The brokers made here share one
+    order of the nodes (shuffled once; a lost node tried last), so a reconnect goes to the next node.
     """
 
     kind = "amqp"
 
     def __init__(self, url: str, management_url: str | None = None) -> None:
+        from .rabbitmq.hosts import Nodes
+
         self.url = url
         self.display_url = redact(url)
         self.management_url = management_url
         self.options = {"management_url": management_url} if management_url else {}
+        self.nodes = Nodes(url)
 
     def broker(self) -> Broker:
         from .rabbitmq import RabbitMQBroker
 
-        return RabbitMQBroker(self.url, management_url=self.management_url)
+        return RabbitMQBroker(self.url, management_url=self.management_url, nodes=self.nodes)
 
 
 class SQLiteBackend(Backend):

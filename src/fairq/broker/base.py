@@ -195,6 +195,9 @@ class Broker(abc.ABC):
 
     #: A redacted description of where this broker is, for logs and errors.
     display_url: str
+    #: Which server of a clustered backend this connection is on (a RabbitMQ node's ``host:port``) while
+    #: connected; "" before, and on backends that are one place (SQLite, memory).
+    node: str = ""
 
     @abc.abstractmethod
     async def connect(self) -> None:

@@ -38,10 +38,23 @@ def broker_option(fn: F) -> F:
             type=click.Path(exists=True, dir_okay=False, resolve_path=True), help=_TLS_HELP[name],
         )(fn)
     return click.option(
-        "-b", "--broker", "broker", metavar="URL", default=None,
-        help=f"broker URL: amqp:// or amqps:// (RabbitMQ), sqlite:///PATH (embedded, one host) or memory:// "
-             f"(in-process) (env {BROKER_ENV}, default {redact(DEFAULT_BROKER_URL)})",
+        "-b", "--broker", "broker", metavar="URL", multiple=True, callback=_join_brokers,
+        help=f"broker URL: amqp:// or amqps:// (RabbitMQ; a cluster's nodes as host1,host2:5673 or a repeated -b), "
+             f"sqlite:///PATH (embedded, one host) or memory:// (in-process) (env {BROKER_ENV}, "
+             f"default {redact(DEFAULT_BROKER_URL)})",
     )(fn)
+
+
+def _join_brokers(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> str | None:
+    """A repeated ``-b``: one URL naming every node (the command gets a string, as with one ``-b``)."""
+    if not value:
+        return None
+    from ..broker.rabbitmq.hosts import join
+
+    try:
+        return join(value)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 def _keep_tls(ctx: click.Context, param: click.Parameter, value: str | None) -> None:

@@ -110,7 +110,7 @@ def worker_fields(event: WorkerEvent) -> dict[str, Any]:
     out: dict[str, Any] = {"at_us": int(event.at * _US), "host": event.host, "pid": event.pid, "node": event.node,
                            "processes": event.processes, "slots": event.slots, "policy": event.policy,
                            "queues": list(event.queues), "version": event.version, "broker": event.broker,
-                           "interval_us": _micros(event.interval)}
+                           "broker_node": event.broker_node, "interval_us": _micros(event.interval)}
     if isinstance(event, WorkerHeartbeat):
         out.update(state=event.state, connected=event.connected, window=event.window, parked=event.parked,
                    held=event.held, held_not_started=event.held_not_started,
@@ -248,7 +248,8 @@ def _base(kind: str, worker: str, process: int, item: dict[str, Any], where: str
             "node": _get(item, "node", str, where), "processes": _get(item, "processes", int, where),
             "slots": _get(item, "slots", int, where), "policy": _get(item, "policy", str, where),
             "queues": tuple(queues), "version": _get(item, "version", str, where),
-            "broker": _get(item, "broker", str, where), "interval": _time(item, "interval_us", where)}
+            "broker": _get(item, "broker", str, where), "interval": _time(item, "interval_us", where),
+            "broker_node": _get(item, "broker_node", str, where, optional=True) or ""}  # added within version 1
 
 
 def _online(worker: str, process: int, item: dict[str, Any], where: str) -> WorkerOnline:

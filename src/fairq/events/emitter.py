@@ -128,7 +128,7 @@ class EventEmitter:
 
     def _base(self, kind: str) -> dict[str, Any]:
         return {"kind": kind, "worker": self._worker.name, "process": self.options.process, "at": time.time(),
-                "broker": self._worker.broker.display_url, **self._identity}
+                "broker": self._worker.broker.display_url, "broker_node": self._worker.broker.node, **self._identity}
 
     # -- the hot path ------------------------------------------------------------------------------
 

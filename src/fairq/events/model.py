@@ -85,6 +85,9 @@ class WorkerEvent:
     queues: tuple[str, ...] = ()
     version: str = ""  #: the fairq version it runs
     broker: str = ""  #: the broker it is connected to (its URL, password removed)
+    #: The node of a RabbitMQ cluster its session is on (``host:port``, one of the URL's hosts); "" while it
+    #: has no session, and on SQLite and memory (one place).
+    broker_node: str = ""
     interval: float = 0.0  #: seconds between its heartbeats (a listener calls it lost after a few missed)
 
     @property

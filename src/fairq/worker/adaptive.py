@@ -205,6 +205,13 @@ class AdaptiveWindow:
         """
         return self.deep and running_for > self._long_after
 
+    def restarted(self, now: float) -> None:
+        """A new session (after a lost one, perhaps on another node of a cluster): fair again, and the
+        round trip measured afresh; what the tasks were like is still known."""
+        self.changed(self.slots, now)
+        self.gap_seconds = None
+        self.gaps = 0
+
     def changed(self, window: int, now: float) -> None:
         """The worker now consumes with ``window``."""
         self.window = window

@@ -79,6 +79,15 @@ class WindowControl:
             else:
                 self.unpark()  # a slot is free: consume again if parked
 
+    def restart(self, prefetch: Prefetch) -> None:
+        """A lost session: the next one consumes afresh, with the policy's first window (``adaptive``:
+        fair, its round trip measured again, for it may be on another node)."""
+        self.parked = False
+        self._credit_at = None
+        self.window = prefetch.count(self._slots.count)
+        if self.adaptive is not None:
+            self.adaptive.restarted(time.monotonic())
+
     # -- changing the window ---------------------------------------------------------------
 
     def adapt(self, window: int) -> None:

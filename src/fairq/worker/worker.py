@@ -223,7 +223,7 @@ class Worker:
         else:
             log.warning("%s: lost the broker: %s", self.name, cause)
         self.consumers.clear()
-        self.window.parked = False  # the next session consumes afresh
+        self.window.restart(self.prefetch)  # the next session consumes afresh, fair under adaptive
         self.slots.give_back()  # their deliveries died with the channel: the broker has them again
         await self.broker.close()
         self.broker = self.backend.broker()

@@ -20,7 +20,7 @@ from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp import commands as spec
 
 from ...config import redact
-from ...errors import ChannelClosed, ConnectionFailed, QueueFull
+from ...errors import ChannelClosed, ConnectionFailed, LoginRefused, QueueFull, TLSRefused
 from ...message import Envelope
 from ..base import (Broker, Consumer, Delivery, DeliveryHandler, EventHandler, EventSubscription, QueueSpec, QueueStats,
                     ResultInbox)
@@ -30,6 +30,7 @@ from .acks import AckBatcher
 from .deliveries import RabbitConsumer, RabbitDelivery, count_redelivery
 from .errors import error_code as _code, lost, reason as _reason, translate, translated
 from .events import EventPublisher, is_blocked, subscribe as subscribe_events
+from .hosts import Node, Nodes
 from .management import management_queues, queue_stats
 from .properties import SharedProperties, to_properties
 from .results import open_reply_queue, publish_reply
@@ -44,13 +45,17 @@ EVENTS_DRAIN_SECONDS = 1.0
 class RabbitMQBroker(Broker):
     """One AMQP connection: a confirm channel for publishing, one channel per consumer.
 
-    ``management_url``: RabbitMQ's management API, asked by :meth:`list_queues` (and only then).
+    ``url`` may name several nodes of a cluster (hosts.py): :meth:`connect` tries them in the
+    order ``nodes`` keeps (the backend shares one among its connections) and stays on the first
+    that answers. ``management_url``: RabbitMQ's management API, asked by :meth:`list_queues`
+    (and only then).
     """
 
-    def __init__(self, url: str, management_url: str | None = None) -> None:
+    def __init__(self, url: str, management_url: str | None = None, nodes: Nodes | None = None) -> None:
         self.url = url
         self.management_url = management_url
-        self.display_url = redact(url)
+        self.nodes = nodes if nodes is not None else Nodes(url)
+        self._node: Node | None = None  # the node connected to (kept after a loss, for the messages)
         self._connection: aiormq.abc.AbstractConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._get_channel: AbstractChannel | None = None
@@ -65,18 +70,70 @@ class RabbitMQBroker(Broker):
         self._listed: dict[str, QueueStats] = {}
         self._shared: SharedProperties | None = None
         self._last_headers: dict[str, Any] | None = None
-        self._events = EventPublisher(url, self.display_url)  # a connection of its own (rabbitmq/events.py)
+        self._events: EventPublisher | None = None  # a connection of its own, to the same node (events.py)
+
+    @property
+    def display_url(self) -> str:  # type: ignore[override]
+        """The node connected to (password removed); before that, every node the URL names."""
+        return self._node.display_url if self._node is not None else redact(self.url)
+
+    @property
+    def node(self) -> str:  # type: ignore[override]
+        return self._node.address if self._node is not None and self._connection is not None else ""
 
     # -- connection -------------------------------------------------------------------
 
     async def connect(self) -> None:
+        """Connect to the first node that answers, in the order :class:`Nodes` keeps.
+
+        A refused login or virtual host is the cluster's answer (users and vhosts are cluster-wide),
+        so it is raised at once; a node that refuses the connection, fails TLS or says nothing
+        within ``connect_timeout`` is passed over for the next. When none answers, the error names
+        each node and why.
+        """
         loop = asyncio.get_running_loop()
         self._lost = loop.create_future()
         self._closing = False
-        with translated("connect", self.display_url):
-            self._connection = await aiormq.connect(self.url)
-            self._publish_channel = await self._connection.channel(publisher_confirms=True)
-        self._watch(self._connection.closing, "connection")
+        failures: list[tuple[Node, BaseException]] = []
+        for node in self.nodes.order():
+            try:
+                await self._connect_to(node)
+            except LoginRefused as exc:
+                if not isinstance(exc, TLSRefused):
+                    raise
+                failures.append((node, exc))  # a node's certificate: another node's may do
+                continue
+            except ConnectionFailed as exc:
+                failures.append((node, exc))
+                continue
+            self.nodes.connected(node)
+            assert self._connection is not None
+            self._watch(self._connection.closing, "connection")
+            return
+        self._node = None
+        if len(failures) == 1:
+            raise failures[0][1]
+        kind = TLSRefused if all(isinstance(e, TLSRefused) for _, e in failures) else ConnectionFailed
+        raise kind(f"connect: no node of the cluster answered: "
+                   + "; ".join(f"{node.address}: {_why(exc)}" for node, exc in failures))
+
+    async def _connect_to(self, node: Node) -> None:
+        self._node = node
+        connection = None
+        try:
+            with translated("connect", node.display_url):
+                try:
+                    connection = await asyncio.wait_for(aiormq.connect(node.url), self.nodes.connect_timeout)
+                except asyncio.TimeoutError:
+                    raise ConnectionFailed(f"connect: the broker at {node.display_url} did not answer within "
+                                           f"{self.nodes.connect_timeout:g} s (connect_timeout)") from None
+                self._publish_channel = await connection.channel(publisher_confirms=True)
+        except BaseException:
+            if connection is not None:
+                await _close_quietly(connection)
+            raise
+        self._connection = connection
+        self._events = EventPublisher(node.url, node.display_url)
 
     def _watch(self, closing: asyncio.Future[Any], what: str, channel: AbstractChannel | None = None) -> None:
         def on_closed(fut: asyncio.Future[Any]) -> None:
@@ -85,6 +142,8 @@ class RabbitMQBroker(Broker):
             if channel is not None and channel in self._retired:
                 self._retired.discard(channel)
                 return
+            if channel is None and self._node is not None:
+                self.nodes.lost(self._node)  # the next connection tries another node first
             self._lost.set_result(lost(what, self.display_url, None if fut.cancelled() else fut.exception()))
 
         closing.add_done_callback(on_closed)
@@ -98,7 +157,9 @@ class RabbitMQBroker(Broker):
 
     async def close(self) -> None:
         self._closing = True
-        await self._events.close(EVENTS_DRAIN_SECONDS)
+        if self._events is not None:
+            await self._events.close(EVENTS_DRAIN_SECONDS)
+            self._events = None
         if self._connection is not None and not self._connection.is_closed:
             for acks in self._batchers:
                 acks.flush()
@@ -114,7 +175,6 @@ class RabbitMQBroker(Broker):
                 await self._connection.close()
             except Exception as exc:  # closing a dead connection is not an error worth raising
                 log.debug("closing connection: %s", _reason(exc))
-        self._events = EventPublisher(self.url, self.display_url)  # a later connect() may publish again
         self._connection = None
         self._publish_channel = None
         self._get_channel = None
@@ -163,7 +223,8 @@ class RabbitMQBroker(Broker):
         """
         if not self.management_url:
             return None
-        listed = await asyncio.to_thread(management_queues, self.url, self.management_url)
+        url = self._node.url if self._node is not None else self.url
+        listed = await asyncio.to_thread(management_queues, url, self.management_url)
         if listed is None:
             return None
         self._listed = queue_stats(listed)
@@ -284,7 +345,7 @@ class RabbitMQBroker(Broker):
     # -- events (events.py) ---------------------------------------------------------------
 
     def publish_event(self, key: str, body: bytes) -> bool:
-        if self._connection is None or self._connection.is_closed:
+        if self._connection is None or self._connection.is_closed or self._events is None:
             return False
         return self._events.publish(key, body)
 
@@ -315,3 +376,19 @@ class RabbitMQBroker(Broker):
             return None
         assert self._get_acks is not None
         return RabbitDelivery(queue, message, self._get_acks)
+
+
+def _why(exc: BaseException) -> str:
+    """A node's failure without the action and URL its error starts with (the node is named already)."""
+    text = str(exc)
+    for marker in (": cannot reach the broker at ", ": TLS with the broker at "):
+        if marker in text:
+            return text.split(marker, 1)[1].split(": ", 1)[-1]
+    return text.removeprefix("connect: ")
+
+
+async def _close_quietly(connection: aiormq.abc.AbstractConnection) -> None:
+    try:
+        await connection.close()
+    except Exception as exc:
+        log.debug("closing a half-open connection: %s", _reason(exc))

@@ -27,7 +27,7 @@ from ...errors import ChannelClosed
 from ..base import QueueSpec
 from ..topology import DELAY_DELIVER_EXCHANGE, DELAY_ROUTE_EXCHANGE, DELAY_UNROUTABLE, dead_letter_queue, delay_level
 from . import delays
-from .options import QueueKind, consumer_timeout_ms, kind_of
+from .options import QueueKind, consumer_timeout_ms, kind_of, replicas_of
 
 log = logging.getLogger("fairq.broker")
 
@@ -89,6 +89,7 @@ def queue_arguments(spec_: QueueSpec) -> dict[str, FieldValue] | None:
         args["x-queue-type"] = "quorum"
         if spec_.delivery_limit is not None:
             args["x-delivery-limit"] = spec_.delivery_limit
+        _place(args, spec_)
     if spec_.max_length is not None:
         args["x-max-length"] = spec_.max_length
         args["x-overflow"] = "reject-publish"
@@ -98,12 +99,20 @@ def queue_arguments(spec_: QueueSpec) -> dict[str, FieldValue] | None:
     return args
 
 
-def dead_letter_arguments(kind: QueueKind) -> dict[str, FieldValue] | None:
-    """A dead-letter queue is the same type as its queue. On quorum, an explicit, effectively
-    unlimited delivery limit: RabbitMQ 4.0+ defaults to 20, and every `fairq dlq list` returns
-    each dead letter once — looking at dead letters must never drop them."""
-    if kind is QueueKind.QUORUM:
-        return {"x-queue-type": "quorum", "x-delivery-limit": DLQ_DELIVERY_LIMIT}
+def _place(args: dict[str, FieldValue], spec_: QueueSpec) -> None:
+    replicas = replicas_of(spec_)
+    if replicas is not None:
+        args["x-quorum-initial-group-size"] = replicas
+
+
+def dead_letter_arguments(spec_: QueueSpec) -> dict[str, FieldValue] | None:
+    """A dead-letter queue is the same type as its queue, on as many replicas. On quorum, an explicit,
+    effectively unlimited delivery limit: RabbitMQ 4.0+ defaults to 20, and every `fairq dlq list`
+    returns each dead letter once — looking at dead letters must never drop them."""
+    if kind_of(spec_) is QueueKind.QUORUM:
+        args: dict[str, FieldValue] = {"x-queue-type": "quorum", "x-delivery-limit": DLQ_DELIVERY_LIMIT}
+        _place(args, spec_)
+        return args
     return None
 
 
@@ -130,7 +139,7 @@ class Declarer:
     async def declare(self, spec: QueueSpec) -> None:
         """The queue and its dead-letter queue; the delay chain waits for a delayed publish or a consumer."""
         await self._declare_queue(spec.name, queue_arguments(spec))
-        await self._declare_queue(dead_letter_queue(spec.name), dead_letter_arguments(kind_of(spec)))
+        await self._declare_queue(dead_letter_queue(spec.name), dead_letter_arguments(spec))
 
     async def _declare_queue(self, name: str, arguments: dict[str, FieldValue] | None) -> None:
         """Passive first, so an existing queue (classic, or other arguments) is used as it is."""
