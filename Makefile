@@ -34,6 +34,7 @@ TEST_WORKERS ?= 3
 test: venv
 	@$(BIN)/python -m pip install -q -e '.[test]'
 	@rc=0; scripts/ensure-rabbitmq test || rc=$$?; [ $$rc = 0 ] || [ $$rc = 3 ] || exit $$rc
+	@scripts/ensure-chromium
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # fairq against Celery and Dramatiq (issue 4), about 34 min; e.g. BENCH_ARGS="--quick --only drain" to iterate.

@@ -11,6 +11,7 @@ import click
 from .. import __version__
 from ..logs import configure_logging
 from .common import interrupted
+from .dashboard import dashboard
 from .demo import demo
 from .dlq import dlq
 from .events import events
@@ -36,6 +37,7 @@ cli.add_command(status)
 cli.add_command(demo)
 cli.add_command(dlq)
 cli.add_command(events)
+cli.add_command(dashboard)
 
 
 def full_short_help(group: click.Group) -> None:
