@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from fairq.cli.main import cli
 from fairq.cli.status import render, title, unnamed_hint
-from fairq.stats import QueueRow
+from fairq.observe.counts import QueueRow
 
 ROWS = [QueueRow("default", 3, 1, 0)]
 

@@ -55,7 +55,7 @@ def test_a_snapshot_shows_each_running_task_on_its_own_slot_and_what_waits_as_he
             assert snap.held == 3 and snap.busy == 2
             assert sorted(r.slot for r in snap.running) == [0, 1]
             assert {r.message_id for r in snap.running} < set(ids)
-            assert all(r.task == "gated" and r.sync and r.started <= snap.at for r in snap.running)
+            assert all(r.task == "gated" and r.queue == "q" and r.sync and r.started <= snap.at for r in snap.running)
             assert snap.counters.received == 3 and snap.counters.succeeded == 0
             gate.set()
             await send(backend, "q", "boom")

@@ -87,6 +87,10 @@ class QueueStats:
     unacked: int | None = None
     #: How the backend stores the queue, in its own words (``quorum``, ``classic``, ``sqlite``, ``memory``).
     kind: str | None = None
+    #: Messages for this queue waiting out a delay (a ``send --delay``, a retry's backoff), not yet ready.
+    #: None where the backend keeps delays for every queue together (RabbitMQ's delay chain:
+    #: :meth:`Broker.delayed_in_common` counts them).
+    delayed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,12 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def stats(self, queue: str) -> QueueStats | None:
         """Ready count and consumers of ``queue``; None if it does not exist."""
+
+    async def delayed_in_common(self) -> int | None:
+        """Messages waiting out a delay in a store every queue shares, where the backend cannot tell
+        them apart by queue (RabbitMQ's delay chain); None where :attr:`QueueStats.delayed` counts each
+        queue's own (this default)."""
+        return None
 
     async def list_queues(self) -> list[str] | None:
         """Every queue this backend holds (fairq's internal ones and dead-letter queues included),

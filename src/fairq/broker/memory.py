@@ -105,6 +105,11 @@ class MemoryStore:
             self._timer, self._timer_at = None, float("inf")
         self.tick()
 
+    def delayed(self, queue: str) -> int:
+        """Messages for ``queue`` waiting out a delay."""
+        with self.lock:
+            return sum(1 for entry in self._delayed if entry[2] == queue)
+
     def put(self, queue: str, envelope: Envelope, delay: float = 0.0) -> None:
         with self.lock:
             q = self.queues.get(queue)
@@ -354,7 +359,8 @@ class MemoryBroker(MemoryEvents, MemoryResults, Broker):
             if q is None:
                 return None
             unacked = sum(1 for broker in self.store.brokers for d in broker.unacked if d.queue == queue)
-            return QueueStats(queue, len(q.ready), len(q.consumers), unacked=unacked, kind="memory")
+            delayed = self.store.delayed(queue)
+            return QueueStats(queue, len(q.ready), len(q.consumers), unacked=unacked, kind="memory", delayed=delayed)
 
     async def list_queues(self) -> list[str] | None:
         self._require()

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import redact
-from ..stats import DEFAULT_MANAGEMENT_URL, QUEUES_ENV, QueueRow, collect, discoverable_queues
+from ..observe.counts import DEFAULT_MANAGEMENT_URL, QUEUES_ENV, QueueRow, collect, discoverable_queues
 from ..worker.loader import load_app
 from .common import broker_option, one_line_errors, resolve_broker
 
@@ -84,7 +84,8 @@ def status(module: str | None, queues: tuple[str, ...], management_url: str, bro
     if module:
         names += [q for q in load_app(module).queues() if q not in names]
     url = resolve_broker(broker)
-    rows, with_management = collect(url, names, management_url)
+    counts = collect(url, names, management_url)
+    rows, with_management = list(counts.rows), counts.listed
     console = Console()
     if rows:
         console.print(render(rows, with_management, url))

@@ -115,7 +115,7 @@ def worker_fields(event: WorkerEvent) -> dict[str, Any]:
         out.update(state=event.state, connected=event.connected, window=event.window, parked=event.parked,
                    held=event.held, held_not_started=event.held_not_started,
                    running=[{"id": r.message_id, "task": r.task, "slot": r.slot, "started_us": int(r.started * _US),
-                             "sync": r.sync} for r in event.running],
+                             "sync": r.sync, "queue": r.queue} for r in event.running],
                    counters=_counters_out(event.counters), dropped=event.dropped)
     elif isinstance(event, WorkerOffline):
         out.update(counters=_counters_out(event.counters), dropped=event.dropped)
@@ -258,7 +258,8 @@ def _online(worker: str, process: int, item: dict[str, Any], where: str) -> Work
 
 def _heartbeat(worker: str, process: int, item: dict[str, Any], where: str) -> WorkerHeartbeat:
     running = tuple(RunningTask(_get(r, "id", str, where), _get(r, "task", str, where), _get(r, "slot", int, where),
-                                _time(r, "started_us", where), _get(r, "sync", bool, where))
+                                _time(r, "started_us", where), _get(r, "sync", bool, where),
+                                _get(r, "queue", str, where, True) or "")
                     for r in (_object(r, where) for r in _get(item, "running", list, where)))
     return WorkerHeartbeat(
         **_base("heartbeat", worker, process, item, where), state=_get(item, "state", str, where),

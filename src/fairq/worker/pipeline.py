@@ -138,7 +138,7 @@ class Pipeline:
             return NotStarted(republish=True)
         message_id = delivery.envelope.message_id or ""
         limit = task.time_limit if task is not None else None
-        record = Running(message_id, label, limit, handed_back)
+        record = Running(message_id, label, limit, handed_back, queue=delivery.queue)
         on_start = None
         if self.hooks.wants(Started):
             def on_start(running: Running) -> None:

@@ -37,6 +37,7 @@ class Running:
     index: int = -1
     ended: float = 0.0
     noted_long: bool = False  #: the adaptive window counted it as long while it ran
+    queue: str = ""  #: the queue it came from
 
     @property
     def sync(self) -> bool:

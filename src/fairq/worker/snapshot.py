@@ -36,6 +36,7 @@ class RunningTask:
     slot: int
     started: float  #: ``time.time()`` when the slot started it
     sync: bool  #: on a thread (a sync task) rather than on the loop
+    queue: str = ""  #: the queue it came from ("" from a worker older than this field)
 
     def elapsed(self, now: float | None = None) -> float:
         """Seconds it has run by ``now`` (default: now)."""
@@ -121,7 +122,7 @@ def take(worker: Worker, counter: TaskCounter | None) -> WorkerSnapshot:
     waiting = 0
     if slots._runner is not None:  # open: the worker is running
         records = sorted((r for r in slots.running() if r.started), key=lambda r: r.index)
-        running = tuple(RunningTask(r.message_id, r.task, r.index, r.started, r.sync) for r in records)
+        running = tuple(RunningTask(r.message_id, r.task, r.index, r.started, r.sync, r.queue) for r in records)
         waiting = slots.waiting
     return WorkerSnapshot(
         worker=worker.name,

@@ -247,6 +247,24 @@ class RabbitMQBroker(Broker):
             raise
         return QueueStats(queue, ok.message_count or 0, ok.consumer_count or 0)
 
+    async def delayed_in_common(self) -> int | None:
+        """What waits in the delay chain's levels, for every queue together: a level holds messages for
+        any queue, and telling them apart would mean reading them. From the management API's listing
+        when :meth:`list_queues` had one, else a passive declare per level (none when the chain was never
+        declared)."""
+        levels = [delay_level(level) for level in range(delays.LEVELS)]
+        if self._listed:
+            return sum(self._listed[name].ready for name in levels if name in self._listed)
+        total = 0
+        for name in levels:
+            stats = await self.stats(name)
+            if stats is None:
+                if name == levels[0]:
+                    return 0  # the chain is declared whole, at a connection's first delayed publish
+                continue
+            total += stats.ready
+        return total
+
     async def delete(self, queue: str) -> None:
         async with self._temporary_channel(f"delete queue {queue!r}") as channel:
             await channel.queue_delete(queue)

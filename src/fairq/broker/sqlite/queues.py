@@ -240,7 +240,11 @@ def stats(conn: sqlite3.Connection, queue: str) -> QueueStats | None:
     consumers = conn.execute("SELECT count(*) FROM consumers WHERE queue = ?", (queue,)).fetchone()[0]
     unacked = conn.execute("SELECT count(*) FROM messages WHERE queue = ? "
                            "AND (session IS NOT NULL OR offered_to IS NOT NULL)", (queue,)).fetchone()[0]
-    return QueueStats(queue, _ready(conn, queue, time.time()), int(consumers), unacked=int(unacked), kind=KIND)
+    now = time.time()
+    delayed = conn.execute("SELECT count(*) FROM messages WHERE queue = ? AND session IS NULL AND ready_at > ?",
+                           (queue, now)).fetchone()[0]
+    return QueueStats(queue, _ready(conn, queue, now), int(consumers), unacked=int(unacked), kind=KIND,
+                      delayed=int(delayed))
 
 
 def names(conn: sqlite3.Connection) -> list[str]:
