@@ -20,7 +20,7 @@ from ..broker import open_backend
 from ..broker.topology import dead_letter_queue, is_dead_letter_queue, is_internal
 from ..config import redact
 from ..errors import BrokerError, FairqError
-from ..stats import discoverable_queues
+from ..observe.counts import discoverable_queues
 
 __all__ = ["MAX_SHOWN", "letters", "purge", "queues", "redacted", "replay"]
 
