@@ -4,7 +4,6 @@ HTTP and read with prometheus_client's parser. One endpoint counts every process
 
 from __future__ import annotations
 
-import asyncio
 import glob
 import os
 import signal
@@ -17,9 +16,8 @@ from pathlib import Path
 import pytest
 
 import fairq
-from fairq.broker import open_backend
-from fairq.broker.topology import dead_letter_queue
 from tests.metrics.scrape import Scrape, metrics_port, scrape, until_scraped
+from tests.support.backends import delete_queue_and_dead_letters
 from tests.support.workers import TASKS, Journal, run_cli, wait_for, worker_process
 
 LOCAL = ("--metrics-host", "127.0.0.1")
@@ -36,17 +34,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def queue(url: str) -> Iterator[str]:
     name = f"metrics.{uuid.uuid4().hex[:10]}"
     yield name
-
-    async def delete() -> None:
-        broker = open_backend(url).broker()
-        await broker.connect()
-        try:
-            for q in (name, dead_letter_queue(name)):
-                await broker.delete(q)
-        finally:
-            await broker.close()
-
-    asyncio.run(delete())
+    delete_queue_and_dead_letters(url, name)
 
 
 @pytest.fixture

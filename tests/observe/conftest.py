@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from fairq import App
-from fairq.broker import open_backend
-from fairq.broker.topology import dead_letter_queue
+from tests.support.backends import delete_queue_and_dead_letters
 
 KINDS = ("amqp", "sqlite", "memory")
 
@@ -32,17 +30,7 @@ def queue(url: str) -> Iterator[str]:
     """A fresh queue name; the queue and its dead-letter queue are deleted afterwards."""
     name = f"observe.{uuid.uuid4().hex[:10]}"
     yield name
-
-    async def drop() -> None:
-        broker = open_backend(url).broker()
-        await broker.connect()
-        try:
-            for q in (name, dead_letter_queue(name)):
-                await broker.delete(q)
-        finally:
-            await broker.close()
-
-    asyncio.run(drop())
+    delete_queue_and_dead_letters(url, name)
 
 
 @pytest.fixture

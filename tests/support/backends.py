@@ -13,6 +13,7 @@ signals there), and production Worker objects in this process on ``memory``
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import uuid
@@ -75,6 +76,21 @@ class ProcessWorkers:
 
     def count(self, needle: str) -> int:
         return self.process.count(needle)
+
+
+def delete_queue_and_dead_letters(url: str, name: str) -> None:
+    """Delete a test's queue and its dead-letter queue on the backend URL names."""
+
+    async def drop() -> None:
+        broker = open_backend(url).broker()
+        await broker.connect()
+        try:
+            for q in (name, dead_letter_queue(name)):
+                await broker.delete(q)
+        finally:
+            await broker.close()
+
+    asyncio.run(drop())
 
 
 def unique_queue(prefix: str = "delivery") -> str:
